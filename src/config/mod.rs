@@ -1,0 +1,416 @@
+//! Configuration: the TOML file as written (`raw` structs, unknown keys rejected with
+//! their name and line) and its validation into the settings the core uses.
+//! `config/fivewatch.toml` documents every key with its default and unit.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::detect::port_scan::PortScanConfig;
+use crate::detect::syn_flood::SynFloodConfig;
+use crate::flow::Timeouts;
+
+const SEC: u64 = 1_000_000_000;
+
+/// A configuration error, with the file name and (for syntax / unknown-key errors) the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key or wrong type.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// toml's message (names the key, line and column).
+        message: String,
+    },
+    /// A value out of range.
+    #[error("config file {path}: {key}: {message}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// Dotted key name.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// `[capture]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSection {
+    /// Live interface to capture on (empty: none).
+    pub interface: String,
+    /// Capture file for `run` (empty: none).
+    pub pcap: String,
+    /// Replay speed for `run --pcap`: 1.0 = recorded speed.
+    pub replay_speed: f64,
+    /// Replay the file again from the start when it ends (`run --pcap` only).
+    pub replay_loop: bool,
+    /// `af_packet` (own socket, kernel drop counters) or `pnet`.
+    pub backend: String,
+    /// Put the interface in promiscuous mode.
+    pub promiscuous: bool,
+    /// Socket receive buffer, bytes.
+    pub socket_buffer_bytes: usize,
+    /// Frames queued between capture and worker before drops, in batches of up to 256.
+    pub queue_batches: usize,
+}
+
+impl Default for CaptureSection {
+    fn default() -> Self {
+        CaptureSection {
+            interface: String::new(),
+            pcap: String::new(),
+            replay_speed: 1.0,
+            replay_loop: false,
+            backend: "af_packet".into(),
+            promiscuous: true,
+            socket_buffer_bytes: 32 << 20,
+            queue_batches: 1024,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Listen address of the HTTP server (`/metrics`, `/healthz`); empty disables it.
+    pub listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: DEFAULT_METRICS_LISTEN.into(),
+        }
+    }
+}
+
+/// Default metrics listen address.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9977";
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSection {
+    /// JSON-lines alert file, appended to (empty: none).
+    pub file: String,
+    /// Also write alerts to standard output.
+    pub stdout: bool,
+    /// Least capture time between two `ongoing` records of one alert, seconds.
+    pub update_interval_s: f64,
+    /// Sensor name in every record (empty: host name).
+    pub sensor_name: String,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        AlertsSection {
+            file: String::new(),
+            stdout: true,
+            update_interval_s: 60.0,
+            sensor_name: String::new(),
+        }
+    }
+}
+
+/// `[flow]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowSection {
+    /// Most flows held at once; the least recently seen is evicted beyond it.
+    pub capacity: usize,
+    /// Idle timeout of TCP flows before the handshake completes, seconds.
+    pub tcp_new_timeout_s: f64,
+    /// Idle timeout of established TCP flows, seconds.
+    pub tcp_established_timeout_s: f64,
+    /// Idle timeout of TCP flows after RST / FIN both ways, seconds.
+    pub tcp_closed_timeout_s: f64,
+    /// Idle timeout of UDP flows, seconds.
+    pub udp_timeout_s: f64,
+    /// Idle timeout of other flows (ICMP, SCTP, fragments ...), seconds.
+    pub other_timeout_s: f64,
+}
+
+impl Default for FlowSection {
+    fn default() -> Self {
+        FlowSection {
+            capacity: 1_000_000,
+            tcp_new_timeout_s: 30.0,
+            tcp_established_timeout_s: 300.0,
+            tcp_closed_timeout_s: 10.0,
+            udp_timeout_s: 60.0,
+            other_timeout_s: 30.0,
+        }
+    }
+}
+
+/// `[detect.syn_flood]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynFloodSection {
+    /// Run the detector.
+    pub enabled: bool,
+    /// Sliding window, seconds.
+    pub window_s: f64,
+    /// Half-open SYN/s towards one host:port that raises an alert.
+    pub port_threshold_syn_per_s: f64,
+    /// Half-open SYN/s towards one host over all its ports that raises an alert.
+    pub host_threshold_syn_per_s: f64,
+    /// Seconds below half the threshold before the alert is resolved.
+    pub resolve_after_s: f64,
+    /// Most destination hosts tracked.
+    pub max_tracked_hosts: usize,
+    /// Most destination host:port pairs tracked.
+    pub max_tracked_ports: usize,
+}
+
+impl Default for SynFloodSection {
+    fn default() -> Self {
+        SynFloodSection {
+            enabled: true,
+            window_s: 5.0,
+            port_threshold_syn_per_s: 300.0,
+            host_threshold_syn_per_s: 2000.0,
+            resolve_after_s: 30.0,
+            max_tracked_hosts: 65536,
+            max_tracked_ports: 262144,
+        }
+    }
+}
+
+/// `[detect.port_scan]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortScanSection {
+    /// Run the detector.
+    pub enabled: bool,
+    /// Window over which unanswered probes are counted, seconds.
+    pub window_s: f64,
+    /// Distinct unanswered ports on one host that raise a vertical-scan alert.
+    pub vertical_ports: u32,
+    /// Distinct unanswered hosts on one port that raise a horizontal-scan alert.
+    pub horizontal_hosts: u32,
+    /// Seconds without new probes before the alert is resolved.
+    pub resolve_after_s: f64,
+    /// Most sources tracked.
+    pub max_tracked_sources: usize,
+}
+
+impl Default for PortScanSection {
+    fn default() -> Self {
+        PortScanSection {
+            enabled: true,
+            window_s: 60.0,
+            vertical_ports: 100,
+            horizontal_hosts: 100,
+            resolve_after_s: 60.0,
+            max_tracked_sources: 65536,
+        }
+    }
+}
+
+/// `[detect]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSection {
+    /// SYN flood.
+    pub syn_flood: SynFloodSection,
+    /// Port scan.
+    pub port_scan: PortScanSection,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[capture]`.
+    pub capture: CaptureSection,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
+    /// `[alerts]`.
+    pub alerts: AlertsSection,
+    /// `[flow]`.
+    pub flow: FlowSection,
+    /// `[detect]`.
+    pub detect: DetectSection,
+}
+
+fn secs(x: f64) -> u64 {
+    (x * 1e9) as u64
+}
+
+impl Config {
+    /// Read and validate `path`. Errors name the file, and the key and line where known.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse and validate TOML text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Check ranges; the same checks run at start-up and in `check-config`.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| {
+            Err(ConfigError::Invalid {
+                path: path.into(),
+                key,
+                message,
+            })
+        };
+        let pos = |key: &'static str, v: f64| -> Result<(), ConfigError> {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    path: path.into(),
+                    key,
+                    message: format!("must be a number > 0, got {v}"),
+                })
+            }
+        };
+        pos("capture.replay_speed", self.capture.replay_speed)?;
+        if !matches!(self.capture.backend.as_str(), "af_packet" | "pnet") {
+            return bad(
+                "capture.backend",
+                format!("must be \"af_packet\" or \"pnet\", got {:?}", self.capture.backend),
+            );
+        }
+        if self.capture.queue_batches == 0 {
+            return bad("capture.queue_batches", "must be at least 1".into());
+        }
+        if !self.capture.interface.is_empty() && !self.capture.pcap.is_empty() {
+            return bad(
+                "capture.pcap",
+                "set either capture.interface or capture.pcap, not both".into(),
+            );
+        }
+        if !self.metrics.listen.is_empty() && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "metrics.listen",
+                format!("not an IP:port address: {:?}", self.metrics.listen),
+            );
+        }
+        pos("alerts.update_interval_s", self.alerts.update_interval_s)?;
+        if self.flow.capacity == 0 || self.flow.capacity > u32::MAX as usize - 1 {
+            return bad("flow.capacity", format!("must be between 1 and {}", u32::MAX - 1));
+        }
+        pos("flow.tcp_new_timeout_s", self.flow.tcp_new_timeout_s)?;
+        pos("flow.tcp_established_timeout_s", self.flow.tcp_established_timeout_s)?;
+        pos("flow.tcp_closed_timeout_s", self.flow.tcp_closed_timeout_s)?;
+        pos("flow.udp_timeout_s", self.flow.udp_timeout_s)?;
+        pos("flow.other_timeout_s", self.flow.other_timeout_s)?;
+        let s = &self.detect.syn_flood;
+        pos("detect.syn_flood.window_s", s.window_s)?;
+        pos("detect.syn_flood.port_threshold_syn_per_s", s.port_threshold_syn_per_s)?;
+        pos("detect.syn_flood.host_threshold_syn_per_s", s.host_threshold_syn_per_s)?;
+        pos("detect.syn_flood.resolve_after_s", s.resolve_after_s)?;
+        if s.max_tracked_hosts == 0 || s.max_tracked_ports == 0 {
+            return bad(
+                "detect.syn_flood.max_tracked_hosts",
+                "table sizes must be at least 1".into(),
+            );
+        }
+        let p = &self.detect.port_scan;
+        pos("detect.port_scan.window_s", p.window_s)?;
+        pos("detect.port_scan.resolve_after_s", p.resolve_after_s)?;
+        if p.vertical_ports < 2 || p.horizontal_hosts < 2 {
+            return bad(
+                "detect.port_scan.vertical_ports",
+                "vertical_ports and horizontal_hosts must be at least 2".into(),
+            );
+        }
+        if p.vertical_ports > 65536 || p.horizontal_hosts > 1_000_000 {
+            return bad(
+                "detect.port_scan.vertical_ports",
+                "vertical_ports at most 65536, horizontal_hosts at most 1000000".into(),
+            );
+        }
+        if p.max_tracked_sources == 0 {
+            return bad("detect.port_scan.max_tracked_sources", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Flow-table timeouts in ns.
+    pub fn timeouts(&self) -> Timeouts {
+        let f = &self.flow;
+        Timeouts {
+            tcp_new_ns: secs(f.tcp_new_timeout_s),
+            tcp_established_ns: secs(f.tcp_established_timeout_s),
+            tcp_closed_ns: secs(f.tcp_closed_timeout_s),
+            udp_ns: secs(f.udp_timeout_s),
+            other_ns: secs(f.other_timeout_s),
+        }
+    }
+
+    /// SYN flood detector settings, or None when disabled.
+    pub fn syn_flood(&self) -> Option<SynFloodConfig> {
+        let s = &self.detect.syn_flood;
+        s.enabled.then(|| SynFloodConfig {
+            window_ns: secs(s.window_s).max(SEC / 10),
+            port_threshold: s.port_threshold_syn_per_s,
+            host_threshold: s.host_threshold_syn_per_s,
+            resolve_after_ns: secs(s.resolve_after_s),
+            max_hosts: s.max_tracked_hosts,
+            max_ports: s.max_tracked_ports,
+        })
+    }
+
+    /// Port scan detector settings, or None when disabled.
+    pub fn port_scan(&self) -> Option<PortScanConfig> {
+        let p = &self.detect.port_scan;
+        p.enabled.then(|| PortScanConfig {
+            window_ns: secs(p.window_s).max(SEC / 10),
+            vertical_ports: p.vertical_ports,
+            horizontal_hosts: p.horizontal_hosts,
+            resolve_after_ns: secs(p.resolve_after_s),
+            max_sources: p.max_tracked_sources,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = Config::parse("[flow]\ncapacity = 10\ncapacty = 5\n", Path::new("x.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("capacty") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn out_of_range_names_key() {
+        let e = Config::parse("[detect.syn_flood]\nwindow_s = 0\n", Path::new("x.toml")).unwrap_err();
+        assert!(e.to_string().contains("detect.syn_flood.window_s"), "{e}");
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(Config::parse("", Path::new("x.toml")).unwrap(), Config::default());
+    }
+}

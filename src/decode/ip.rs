@@ -1,0 +1,300 @@
+//! IPv4 (RFC 791) and IPv6 (RFC 8200, extension headers per §4) network layers, and the
+//! dispatch to transports and GTP-U tunnels.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::link::be16;
+use super::transport::transport;
+use super::{gtpu, ipproto, DecodeError, Fragment, Layer, Packet, Reason, Tunnel};
+
+/// Most IPv6 extension headers walked before `ipv6: too_many_headers`.
+pub const MAX_IPV6_EXT_HEADERS: usize = 8;
+
+/// The parts of an IP header the rest of the decoder needs.
+#[derive(Debug, Clone, Copy)]
+pub struct IpView<'a> {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Transport protocol (after IPv6 extension headers).
+    pub proto: u8,
+    /// Transport bytes (cut to the IP length when the frame carries padding).
+    pub payload: &'a [u8],
+    /// IP packet length in bytes as the header says (captured length when the field is 0).
+    pub ip_len: u32,
+    /// Fragment position.
+    pub fragment: Fragment,
+}
+
+/// Parse an IPv4 or IPv6 header, chosen by the version nibble.
+///
+/// Errors: `ipv4`/`ipv6` with `truncated` (header cut), `bad_version`, `bad_header_length`
+/// (IHL < 5), `bad_length` (total length < header), `too_many_headers`.
+pub fn parse_ip(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
+    match d.first().map(|b| b >> 4) {
+        Some(4) => parse_ipv4(d),
+        Some(6) => parse_ipv6(d),
+        Some(_) => Err(DecodeError::new(Layer::Ipv4, Reason::BadVersion)),
+        None => Err(DecodeError::new(Layer::Ipv4, Reason::Truncated)),
+    }
+}
+
+fn parse_ipv4(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
+    let e = |r| DecodeError::new(Layer::Ipv4, r);
+    if d.len() < 20 {
+        return Err(e(Reason::Truncated));
+    }
+    let ihl = usize::from(d[0] & 0x0f) * 4;
+    if ihl < 20 {
+        return Err(e(Reason::BadHeaderLength));
+    }
+    if d.len() < ihl {
+        return Err(e(Reason::Truncated));
+    }
+    let total = usize::from(u16::from_be_bytes([d[2], d[3]]));
+    // A total length of 0 is what TCP segmentation offload leaves in captures taken on the
+    // sender: use the captured length then.
+    let (end, ip_len) = if total == 0 {
+        (d.len(), d.len() as u32)
+    } else if total < ihl {
+        return Err(e(Reason::BadLength));
+    } else {
+        (total.min(d.len()), total as u32)
+    };
+    let frag = u16::from_be_bytes([d[6], d[7]]);
+    let offset = frag & 0x1fff;
+    let more = frag & 0x2000 != 0;
+    let fragment = match (offset, more) {
+        (0, false) => Fragment::None,
+        (0, true) => Fragment::First,
+        _ => Fragment::Later,
+    };
+    Ok(IpView {
+        src: IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15])),
+        dst: IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])),
+        proto: d[9],
+        payload: &d[ihl..end],
+        ip_len,
+        fragment,
+    })
+}
+
+fn addr6(b: &[u8]) -> IpAddr {
+    let mut a = [0u8; 16];
+    a.copy_from_slice(&b[..16]);
+    IpAddr::V6(Ipv6Addr::from(a))
+}
+
+fn parse_ipv6(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
+    let e = |r| DecodeError::new(Layer::Ipv6, r);
+    if d.len() < 40 {
+        return Err(e(Reason::Truncated));
+    }
+    let payload_len = usize::from(u16::from_be_bytes([d[4], d[5]]));
+    // Payload length 0 means a jumbogram (RFC 2675) or TSO: use what was captured.
+    let (end, ip_len) = if payload_len == 0 {
+        (d.len(), d.len() as u32)
+    } else {
+        ((40 + payload_len).min(d.len()), 40 + payload_len as u32)
+    };
+    let mut next = d[6];
+    let mut off = 40usize;
+    let mut fragment = Fragment::None;
+    for _ in 0..MAX_IPV6_EXT_HEADERS {
+        let hdr_len = match next {
+            // Hop-by-Hop, Routing, Destination Options, Mobility, HIP, Shim6, experimental
+            // (RFC 8200 §4.1, RFC 7045): (Hdr Ext Len + 1) * 8 octets.
+            0 | 43 | 60 | 135 | 139 | 140 | 253 | 254 => {
+                let b = d.get(off + 1).ok_or(e(Reason::Truncated))?;
+                (usize::from(*b) + 1) * 8
+            }
+            // Fragment header (RFC 8200 §4.5): 8 octets.
+            44 => {
+                let fo = be16(d, off + 2).ok_or(e(Reason::Truncated))?;
+                let offset = fo >> 3;
+                let more = fo & 1 != 0;
+                fragment = match (offset, more) {
+                    (0, false) => Fragment::None,
+                    (0, true) => Fragment::First,
+                    _ => Fragment::Later,
+                };
+                8
+            }
+            // Authentication Header (RFC 4302 §2.2): (Payload Len + 2) * 4 octets.
+            51 => {
+                let b = d.get(off + 1).ok_or(e(Reason::Truncated))?;
+                (usize::from(*b) + 2) * 4
+            }
+            _ => {
+                return Ok(IpView {
+                    src: addr6(&d[8..24]),
+                    dst: addr6(&d[24..40]),
+                    proto: next,
+                    payload: d.get(off..end).unwrap_or(&[]),
+                    ip_len,
+                    fragment,
+                });
+            }
+        };
+        next = *d.get(off).ok_or(e(Reason::Truncated))?;
+        off += hdr_len;
+        if fragment == Fragment::Later {
+            // Later fragments carry no transport header; stop at the fragment header.
+            return Ok(IpView {
+                src: addr6(&d[8..24]),
+                dst: addr6(&d[24..40]),
+                proto: next,
+                payload: &[],
+                ip_len,
+                fragment,
+            });
+        }
+    }
+    Err(e(Reason::TooManyHeaders))
+}
+
+/// Decode an IP packet and its transport; when `open_tunnels` is set and the packet is
+/// GTP-U on UDP 2152, decode the G-PDU's inner IP packet as the flow instead.
+///
+/// A GTP-U packet whose header or T-PDU is bad still yields the outer UDP packet, with
+/// the problem in [`Packet::anomaly`].
+pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
+    let ip = parse_ip(d)?;
+    let mut pkt = Packet {
+        src: ip.src,
+        dst: ip.dst,
+        proto: ip.proto,
+        src_port: 0,
+        dst_port: 0,
+        icmp: None,
+        tcp_flags: 0,
+        ip_len: ip.ip_len,
+        fragment: ip.fragment,
+        tunnel: None,
+        anomaly: None,
+    };
+    if ip.fragment == Fragment::Later {
+        return Ok(pkt);
+    }
+    let l4 = transport(ip.proto, ip.payload, &mut pkt);
+    if let Err(a) = l4 {
+        pkt.anomaly = Some(a);
+        return Ok(pkt);
+    }
+    let Ok(udp_payload) = l4 else { return Ok(pkt) };
+    if !(open_tunnels
+        && ip.proto == ipproto::UDP
+        && (pkt.dst_port == gtpu::GTPU_PORT || pkt.src_port == gtpu::GTPU_PORT))
+    {
+        return Ok(pkt);
+    }
+    let (header, tpdu) = match gtpu::parse(udp_payload) {
+        Ok(x) => x,
+        Err(a) => {
+            pkt.anomaly = Some(a);
+            return Ok(pkt);
+        }
+    };
+    let tunnel = Tunnel {
+        outer_src: ip.src,
+        outer_dst: ip.dst,
+        outer_src_port: pkt.src_port,
+        outer_dst_port: pkt.dst_port,
+        header,
+    };
+    pkt.tunnel = Some(tunnel);
+    if header.message_type != gtpu::MSG_GPDU {
+        return Ok(pkt);
+    }
+    if header.truncated {
+        pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, Reason::Truncated));
+    }
+    match tpdu.first().map(|b| b >> 4) {
+        Some(4) | Some(6) => match decode_ip(tpdu, false) {
+            Ok(mut inner) => {
+                inner.tunnel = Some(tunnel);
+                inner.anomaly = inner.anomaly.or(pkt.anomaly);
+                Ok(inner)
+            }
+            Err(a) => {
+                pkt.anomaly = Some(a);
+                Ok(pkt)
+            }
+        },
+        // An outer fragment cut inside the GTP-U header leaves no T-PDU to look at.
+        None if header.truncated => Ok(pkt),
+        _ => {
+            pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, Reason::NonIpPayload));
+            Ok(pkt)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ipv4_udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+        let total = 20 + 8 + payload.len();
+        let mut v = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0];
+        v.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+        let ulen = 8 + payload.len();
+        v.extend_from_slice(&src_port.to_be_bytes());
+        v.extend_from_slice(&dst_port.to_be_bytes());
+        v.extend_from_slice(&[(ulen >> 8) as u8, ulen as u8, 0, 0]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn ipv4_udp_ports_and_padding() {
+        let mut p = ipv4_udp(5353, 53, b"abcd");
+        p.extend_from_slice(&[0u8; 10]); // Ethernet padding beyond the IP length
+        let pkt = decode_ip(&p, true).unwrap();
+        assert_eq!((pkt.src_port, pkt.dst_port, pkt.proto, pkt.ip_len), (5353, 53, 17, 32));
+    }
+
+    #[test]
+    fn ipv4_bad_ihl_and_truncated() {
+        let mut p = ipv4_udp(1, 2, b"");
+        p[0] = 0x44;
+        assert_eq!(
+            decode_ip(&p, true).unwrap_err(),
+            DecodeError::new(Layer::Ipv4, Reason::BadHeaderLength)
+        );
+        assert_eq!(
+            decode_ip(&p[..19], true).unwrap_err(),
+            DecodeError::new(Layer::Ipv4, Reason::Truncated)
+        );
+    }
+
+    #[test]
+    fn gtpu_gpdu_with_psc_opens_inner_packet() {
+        let inner = ipv4_udp(1000, 2000, b"x");
+        // Flags 0x34 (E), G-PDU, length, TEID 0x01020304, seq 0, N-PDU 0, next ext 0x85,
+        // PSC: len 1, UL (type 1), QFI 9, next 0.
+        let mut g = vec![0x34, 0xff, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0x85, 1, 0x10, 0x09, 0];
+        let glen = (g.len() - 8 + inner.len()) as u16;
+        g[2..4].copy_from_slice(&glen.to_be_bytes());
+        g.extend_from_slice(&inner);
+        let outer = ipv4_udp(2152, 2152, &g);
+        let pkt = decode_ip(&outer, true).unwrap();
+        assert_eq!((pkt.src_port, pkt.dst_port), (1000, 2000));
+        let t = pkt.tunnel.unwrap();
+        assert_eq!(t.header.teid, 0x01020304);
+        assert_eq!(t.header.pdu_session, Some(gtpu::PduSessionInfo { pdu_type: 1, qfi: 9 }));
+        assert_eq!(pkt.anomaly, None);
+    }
+
+    #[test]
+    fn ipv6_ah_then_icmpv6() {
+        let mut p = vec![0x60, 0, 0, 0, 0, 20, 51, 64];
+        p.extend_from_slice(&[0u8; 32]);
+        // AH: next 58, payload len 1 → (1+2)*4 = 12 octets.
+        p.extend_from_slice(&[58, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+        p.extend_from_slice(&[128, 0, 0, 0, 0, 0, 0, 0]);
+        let pkt = decode_ip(&p, true).unwrap();
+        assert_eq!((pkt.proto, pkt.icmp), (58, Some((128, 0))));
+    }
+}

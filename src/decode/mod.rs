@@ -1,0 +1,263 @@
+//! Wire-format decoding: link layer → IP → transport, with GTP-U tunnels opened so that the
+//! inner (UE) packet becomes the flow.
+//!
+//! Every decoder is a zero-copy view over `&[u8]` that checks lengths once; nothing here
+//! allocates or panics, whatever the input. A packet that cannot be decoded yields a
+//! [`DecodeError`] (a layer and a reason, both small enums with stable names for metrics);
+//! an oddity that still leaves a usable flow (a TCP header cut by the snap length, a GTP-U
+//! T-PDU that is not IP) is reported in [`Packet::anomaly`] and counted the same way.
+
+pub mod gtpu;
+pub mod ip;
+pub mod link;
+pub mod transport;
+
+use std::net::IpAddr;
+
+use crate::capture::LinkType;
+
+pub use gtpu::{GtpuHeader, PduSessionInfo, GTPU_PORT};
+
+/// IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
+pub mod ipproto {
+    /// ICMP (RFC 792).
+    pub const ICMP: u8 = 1;
+    /// TCP (RFC 9293).
+    pub const TCP: u8 = 6;
+    /// UDP (RFC 768).
+    pub const UDP: u8 = 17;
+    /// IPv6 Encapsulating Security Payload (RFC 4303).
+    pub const ESP: u8 = 50;
+    /// ICMPv6 (RFC 4443).
+    pub const ICMPV6: u8 = 58;
+    /// SCTP (RFC 9260).
+    pub const SCTP: u8 = 132;
+}
+
+/// TCP flag bits as found in octet 13 of the TCP header (RFC 9293 §3.1).
+pub mod tcpflags {
+    /// FIN: no more data from sender.
+    pub const FIN: u8 = 0x01;
+    /// SYN: synchronise sequence numbers.
+    pub const SYN: u8 = 0x02;
+    /// RST: reset the connection.
+    pub const RST: u8 = 0x04;
+    /// PSH: push function.
+    pub const PSH: u8 = 0x08;
+    /// ACK: acknowledgment field significant.
+    pub const ACK: u8 = 0x10;
+    /// URG: urgent pointer significant.
+    pub const URG: u8 = 0x20;
+}
+
+/// The protocol layer a decode error belongs to. `as_str` gives the stable metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    /// Link layer (Ethernet, Linux SLL/SLL2, loopback, raw-IP framing).
+    Link,
+    /// 802.1Q / 802.1ad VLAN tags and MPLS labels.
+    Vlan,
+    /// IPv4 (outer, or inner when tunnelled).
+    Ipv4,
+    /// IPv6 and its extension headers.
+    Ipv6,
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP and ICMPv6.
+    Icmp,
+    /// SCTP common header.
+    Sctp,
+    /// GTP-U header, extension headers and T-PDU.
+    Gtpu,
+}
+
+impl Layer {
+    /// Every layer, in a fixed order (for pre-registering metric series).
+    pub const ALL: [Layer; 9] = [
+        Layer::Link,
+        Layer::Vlan,
+        Layer::Ipv4,
+        Layer::Ipv6,
+        Layer::Tcp,
+        Layer::Udp,
+        Layer::Icmp,
+        Layer::Sctp,
+        Layer::Gtpu,
+    ];
+
+    /// Stable lower-case name used as the `layer` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Link => "link",
+            Layer::Vlan => "vlan",
+            Layer::Ipv4 => "ipv4",
+            Layer::Ipv6 => "ipv6",
+            Layer::Tcp => "tcp",
+            Layer::Udp => "udp",
+            Layer::Icmp => "icmp",
+            Layer::Sctp => "sctp",
+            Layer::Gtpu => "gtpu",
+        }
+    }
+}
+
+/// Why a layer could not be decoded. `as_str` gives the stable metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Fewer captured bytes than the header needs.
+    Truncated,
+    /// The link type of the capture is not one fivewatch decodes.
+    UnsupportedLinkType,
+    /// IP version nibble (or GTP version) is not the one expected.
+    BadVersion,
+    /// A header-length field is smaller than the fixed header or beyond the data.
+    BadHeaderLength,
+    /// A total/payload-length field is inconsistent with the header.
+    BadLength,
+    /// More VLAN tags, MPLS labels or IPv6 extension headers than the decoder follows.
+    TooManyHeaders,
+    /// GTP-U extension header with length 0 (TS 29.281 §5.2.1: length is in 4-octet units and
+    /// never 0).
+    ExtHeaderZeroLength,
+    /// GTP-U extension header running past the GTP-U length or the captured bytes.
+    ExtHeaderOverrun,
+    /// G-PDU whose T-PDU is neither IPv4 nor IPv6 (Ethernet/unstructured PDU sessions or junk).
+    NonIpPayload,
+    /// GTP' (PT bit 0) on the GTP-U port.
+    NotGtpu,
+}
+
+impl Reason {
+    /// Every reason, in a fixed order (for pre-registering metric series).
+    pub const ALL: [Reason; 10] = [
+        Reason::Truncated,
+        Reason::UnsupportedLinkType,
+        Reason::BadVersion,
+        Reason::BadHeaderLength,
+        Reason::BadLength,
+        Reason::TooManyHeaders,
+        Reason::ExtHeaderZeroLength,
+        Reason::ExtHeaderOverrun,
+        Reason::NonIpPayload,
+        Reason::NotGtpu,
+    ];
+
+    /// Stable snake_case name used as the `reason` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Truncated => "truncated",
+            Reason::UnsupportedLinkType => "unsupported_link_type",
+            Reason::BadVersion => "bad_version",
+            Reason::BadHeaderLength => "bad_header_length",
+            Reason::BadLength => "bad_length",
+            Reason::TooManyHeaders => "too_many_headers",
+            Reason::ExtHeaderZeroLength => "ext_header_zero_length",
+            Reason::ExtHeaderOverrun => "ext_header_overrun",
+            Reason::NonIpPayload => "non_ip_payload",
+            Reason::NotGtpu => "not_gtpu",
+        }
+    }
+}
+
+/// A decode failure: which layer, and why. Small and `Copy`; never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DecodeError {
+    /// Layer that failed.
+    pub layer: Layer,
+    /// Why it failed.
+    pub reason: Reason,
+}
+
+impl DecodeError {
+    pub(crate) const fn new(layer: Layer, reason: Reason) -> Self {
+        DecodeError { layer, reason }
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.layer.as_str(), self.reason.as_str())
+    }
+}
+
+/// IP fragment position of the flow's IP packet (RFC 791 §3.1, RFC 8200 §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fragment {
+    /// Not a fragment.
+    #[default]
+    None,
+    /// First fragment (offset 0, more fragments): carries the transport header.
+    First,
+    /// A later fragment: no transport header, ports are 0.
+    Later,
+}
+
+/// GTP-U tunnel context of a G-PDU (or other GTP-U message) per TS 29.281 §5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunnel {
+    /// Outer source IP (the sending tunnel endpoint: gNB or UPF).
+    pub outer_src: IpAddr,
+    /// Outer destination IP (the receiving tunnel endpoint, which allocated `teid`).
+    pub outer_dst: IpAddr,
+    /// Outer UDP source port.
+    pub outer_src_port: u16,
+    /// Outer UDP destination port.
+    pub outer_dst_port: u16,
+    /// GTP-U header fields.
+    pub header: GtpuHeader,
+}
+
+/// Everything the flow table and the detectors need from one frame.
+///
+/// For a GTP-U G-PDU carrying IP, the addresses, ports and flags are those of the *inner*
+/// packet and [`Packet::tunnel`] holds the outer context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    /// Source IP of the flow's IP packet.
+    pub src: IpAddr,
+    /// Destination IP of the flow's IP packet.
+    pub dst: IpAddr,
+    /// IP protocol number of the transport (after IPv6 extension headers).
+    pub proto: u8,
+    /// Transport source port (TCP/UDP/SCTP); 0 otherwise.
+    pub src_port: u16,
+    /// Transport destination port (TCP/UDP/SCTP); 0 otherwise.
+    pub dst_port: u16,
+    /// ICMP/ICMPv6 type and code, when the transport is ICMP.
+    pub icmp: Option<(u8, u8)>,
+    /// TCP flags octet (see [`tcpflags`]); 0 for other transports.
+    pub tcp_flags: u8,
+    /// Length of the flow's IP packet in bytes as its header states (inner packet for
+    /// tunnels); falls back to the captured length when the header says 0.
+    pub ip_len: u32,
+    /// Fragment position of the flow's IP packet.
+    pub fragment: Fragment,
+    /// GTP-U context when the packet was tunnelled.
+    pub tunnel: Option<Tunnel>,
+    /// A non-fatal oddity seen while decoding (counted like an error, packet still used).
+    pub anomaly: Option<DecodeError>,
+}
+
+/// Result of decoding one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// An IP packet that belongs to a flow.
+    Ip(Packet),
+    /// A frame that carries no IP (ARP, LLDP, STP, ...): counted, not decoded further.
+    /// Holds the EtherType (or 0 when the link layer has none).
+    NotIp(u16),
+}
+
+/// Decode one captured frame of link type `linktype`.
+///
+/// Errors: the first layer that cannot be decoded, e.g. `link: truncated` for a frame
+/// shorter than its link header, `link: unsupported_link_type` for an unknown DLT.
+/// GTP-U is recognised on UDP port [`GTPU_PORT`] (either direction).
+pub fn decode(linktype: LinkType, data: &[u8]) -> Result<Decoded, DecodeError> {
+    match link::network_layer(linktype, data)? {
+        link::Network::Ip(ip_bytes) => ip::decode_ip(ip_bytes, true).map(Decoded::Ip),
+        link::Network::Other(ethertype) => Ok(Decoded::NotIp(ethertype)),
+    }
+}

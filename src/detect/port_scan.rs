@@ -1,0 +1,314 @@
+//! Port scan: one source sending connection attempts (TCP SYN, or a UDP datagram opening
+//! a flow) that go unanswered to many ports of one host (vertical) or to many hosts on one
+//! port (horizontal) within a window of capture time. Answered attempts (SYN-ACK, or any
+//! UDP reply) do not count, so busy clients do not look like scanners. One episode per
+//! scanner.
+
+use std::net::IpAddr;
+
+use super::hll::Hll;
+use super::window::BoundedMap;
+use super::{hash_ip, AlertKind, Context, Detail, Event, Phase};
+use crate::decode::{ipproto, tcpflags, Packet};
+use crate::flow::table::{Flow, Update};
+
+const SAMPLE: usize = 10;
+const EXACT_HOSTS: usize = 64;
+
+/// Port scan settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortScanConfig {
+    /// Window over which probes are counted, ns (tumbling, restarted when it ends).
+    pub window_ns: u64,
+    /// Distinct unanswered ports on one host that open a vertical-scan episode.
+    pub vertical_ports: u32,
+    /// Distinct unanswered hosts on one port that open a horizontal-scan episode.
+    pub horizontal_hosts: u32,
+    /// Time without new probes after which an episode closes, ns.
+    pub resolve_after_ns: u64,
+    /// Most sources tracked at once.
+    pub max_sources: usize,
+}
+
+/// Most distinct probes remembered per source and window: a source spreading more probes
+/// than this over hosts and ports without reaching either threshold is not tracked further.
+const MAX_PROBES: usize = 8192;
+
+type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+
+struct Episode {
+    id: u64,
+    first_ns: u64,
+    last_ns: u64,
+    scan_type: &'static str,
+    observed: f64,
+    peak: f64,
+    threshold: f64,
+    probes: u64,
+    answered: u64,
+    ports: Box<[u64; 1024]>,
+    hosts_exact: Vec<IpAddr>,
+    hosts: Hll,
+    context: Context,
+    dirty: bool,
+}
+
+impl Episode {
+    fn add_target(&mut self, dst: IpAddr, port: u16) {
+        self.ports[usize::from(port >> 6)] |= 1 << (port & 63);
+        if self.hosts_exact.len() < EXACT_HOSTS && !self.hosts_exact.contains(&dst) {
+            self.hosts_exact.push(dst);
+        }
+        self.hosts.add(hash_ip(&dst));
+    }
+
+    fn distinct_ports(&self) -> u64 {
+        self.ports.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    fn distinct_hosts(&self) -> u64 {
+        if self.hosts_exact.len() < EXACT_HOSTS {
+            self.hosts_exact.len() as u64
+        } else {
+            self.hosts.estimate().max(EXACT_HOSTS as u64)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Source {
+    window_start: u64,
+    /// (target, port) → answered.
+    probes: FastMap<(IpAddr, u16), bool>,
+    /// Unanswered probes per target host.
+    per_host: FastMap<IpAddr, u32>,
+    /// Unanswered probes per destination port.
+    per_port: FastMap<u16, u32>,
+    episode: Option<Box<Episode>>,
+}
+
+impl Source {
+    fn reset(&mut self, now: u64) {
+        self.window_start = now;
+        self.probes = FastMap::default();
+        self.per_host = FastMap::default();
+        self.per_port = FastMap::default();
+    }
+}
+
+/// The port scan detector of one worker.
+pub struct PortScan {
+    cfg: PortScanConfig,
+    sources: BoundedMap<IpAddr, Source>,
+    open: Vec<IpAddr>,
+    next_id: u64,
+}
+
+impl PortScan {
+    /// A detector with settings `cfg`.
+    pub fn new(cfg: PortScanConfig) -> Self {
+        PortScan {
+            sources: BoundedMap::new(cfg.max_sources),
+            cfg,
+            open: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Keys refused because the table was full.
+    pub fn rejected(&self) -> u64 {
+        self.sources.rejected
+    }
+
+    /// Account one packet.
+    #[inline]
+    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts: u64, out: &mut Vec<Event>) {
+        let probe = u.new_flow
+            && u.from_initiator
+            && match p.proto {
+                ipproto::TCP => p.tcp_flags & (tcpflags::SYN | tcpflags::ACK) == tcpflags::SYN,
+                ipproto::UDP => true,
+                _ => false,
+            };
+        let answer = u.first_reply
+            && match p.proto {
+                ipproto::TCP => p.tcp_flags & (tcpflags::SYN | tcpflags::ACK) == (tcpflags::SYN | tcpflags::ACK),
+                ipproto::UDP => true,
+                _ => false,
+            };
+        if answer {
+            let (scanner, _) = flow.initiator();
+            let (dst, port) = flow.responder();
+            if let Some(s) = self.sources.get_mut(&scanner) {
+                if let Some(answered) = s.probes.get_mut(&(dst, port)) {
+                    if !*answered {
+                        *answered = true;
+                        if let Some(n) = s.per_host.get_mut(&dst) {
+                            *n = n.saturating_sub(1);
+                        }
+                        if let Some(n) = s.per_port.get_mut(&port) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                }
+                if let Some(e) = &mut s.episode {
+                    e.answered += 1;
+                    e.dirty = true;
+                }
+            }
+            return;
+        }
+        if !probe {
+            return;
+        }
+        let w = self.cfg.window_ns;
+        let Some(s) = self.sources.entry(p.src, Source::default) else {
+            return;
+        };
+        if let Some(e) = &mut s.episode {
+            e.probes += 1;
+            e.last_ns = e.last_ns.max(ts);
+            e.add_target(p.dst, p.dst_port);
+            e.dirty = true;
+            return;
+        }
+        if s.window_start == 0 || ts.saturating_sub(s.window_start) >= w {
+            s.reset(ts);
+        }
+        if s.probes.len() >= MAX_PROBES {
+            return;
+        }
+        let (d, port) = (p.dst, p.dst_port);
+        if s.probes.insert((d, port), false).is_some() {
+            return;
+        }
+        let vertical = {
+            let n = s.per_host.entry(d).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let horizontal = {
+            let n = s.per_port.entry(port).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let v_hit = vertical >= self.cfg.vertical_ports;
+        let h_hit = horizontal >= self.cfg.horizontal_hosts;
+        if !(v_hit || h_hit) {
+            return;
+        }
+        let (scan_type, observed, threshold) = match (v_hit, h_hit) {
+            (true, true) => (
+                "vertical+horizontal",
+                f64::from(vertical),
+                f64::from(self.cfg.vertical_ports),
+            ),
+            (true, false) => ("vertical", f64::from(vertical), f64::from(self.cfg.vertical_ports)),
+            _ => (
+                "horizontal",
+                f64::from(horizontal),
+                f64::from(self.cfg.horizontal_hosts),
+            ),
+        };
+        self.next_id += 1;
+        let mut e = Episode {
+            id: self.next_id,
+            first_ns: s.window_start,
+            last_ns: ts,
+            scan_type,
+            observed,
+            peak: observed,
+            threshold,
+            probes: s.probes.len() as u64,
+            answered: s.probes.values().filter(|a| **a).count() as u64,
+            ports: Box::new([0u64; 1024]),
+            hosts_exact: Vec::new(),
+            hosts: Hll::default(),
+            context: Context::of_packet(p, (scan_type == "horizontal").then_some(p.dst_port)),
+            dirty: false,
+        };
+        for (dst, port) in s.probes.keys() {
+            e.add_target(*dst, *port);
+        }
+        s.reset(s.window_start);
+        out.push(event(&self.cfg, p.src, &e, Phase::Open));
+        s.episode = Some(Box::new(e));
+        self.open.push(p.src);
+    }
+
+    /// Once per second of capture time.
+    pub fn tick(&mut self, now: u64, out: &mut Vec<Event>) {
+        let mut i = 0;
+        while i < self.open.len() {
+            let src = self.open[i];
+            let Some(s) = self.sources.get_mut(&src) else {
+                self.open.swap_remove(i);
+                continue;
+            };
+            let Some(e) = &mut s.episode else {
+                self.open.swap_remove(i);
+                continue;
+            };
+            e.observed = match e.scan_type {
+                "horizontal" => e.distinct_hosts() as f64,
+                _ => e.distinct_ports() as f64,
+            };
+            e.peak = e.peak.max(e.observed);
+            if now.saturating_sub(e.last_ns) >= self.cfg.resolve_after_ns {
+                out.push(event(&self.cfg, src, e, Phase::Close));
+                s.episode = None;
+                s.window_start = 0;
+                self.open.swap_remove(i);
+                continue;
+            }
+            if std::mem::take(&mut e.dirty) {
+                out.push(event(&self.cfg, src, e, Phase::Update));
+            }
+            i += 1;
+        }
+        let w = self.cfg.window_ns;
+        self.sources
+            .retain(|_, s| s.episode.is_some() || now.saturating_sub(s.window_start) < w);
+    }
+
+    /// Final `Update` events for open episodes with unreported changes (end of input).
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        for src in &self.open {
+            if let Some(e) = self.sources.get_mut(src).and_then(|s| s.episode.as_mut()) {
+                if std::mem::take(&mut e.dirty) {
+                    e.observed = match e.scan_type {
+                        "horizontal" => e.distinct_hosts() as f64,
+                        _ => e.distinct_ports() as f64,
+                    };
+                    e.peak = e.peak.max(e.observed);
+                    out.push(event(&self.cfg, *src, e, Phase::Update));
+                }
+            }
+        }
+    }
+}
+
+fn event(cfg: &PortScanConfig, src: IpAddr, e: &Episode, phase: Phase) -> Event {
+    Event {
+        kind: AlertKind::PortScan,
+        phase,
+        entity: src,
+        episode: e.id,
+        first_seen_ns: e.first_ns,
+        last_seen_ns: e.last_ns,
+        observed: e.observed,
+        peak: e.peak,
+        threshold: e.threshold,
+        window_s: cfg.window_ns as f64 * 1e-9,
+        unit: if e.scan_type == "horizontal" { "hosts" } else { "ports" },
+        context: e.context.clone(),
+        detail: Detail::PortScan {
+            scan_type: e.scan_type,
+            probes: e.probes,
+            distinct_ports: e.distinct_ports(),
+            distinct_hosts: e.distinct_hosts(),
+            answered: e.answered,
+            targets_sample: e.hosts_exact.iter().take(SAMPLE).copied().collect(),
+        },
+    }
+}

@@ -1,0 +1,245 @@
+//! Every metric fivewatch exports, defined in one place, and the HTTP server that serves
+//! them (`/metrics` in the Prometheus text format, `/healthz`).
+//!
+//! Names follow `fivewatch_<subsystem>_<name>_<unit>[_total]` with base units; labels come
+//! from small fixed sets only (decode layer and reason, link type, GTP-U message type,
+//! transport protocol, alert kind and severity). No per-IP or per-TEID label exists.
+
+pub mod http;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::alert::Severity;
+use crate::decode::{Layer, Reason};
+use crate::detect::AlertKind;
+use crate::pipeline::{Stats, GTPU_MESSAGES, LINK_TYPES, TRANSPORTS};
+
+/// The metric handles. Cheap to clone (handles are reference-counted).
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    packets: IntCounter,
+    bytes: IntCounter,
+    link_types: IntCounterVec,
+    decode_errors: IntCounterVec,
+    non_ip: IntCounter,
+    ip_versions: IntCounterVec,
+    transports: IntCounterVec,
+    gtpu: IntCounterVec,
+    timestamps_backwards: IntCounter,
+    flows_active: IntGauge,
+    flow_capacity: IntGauge,
+    flows_created: IntCounter,
+    flows_expired: IntCounter,
+    flow_evictions: IntCounter,
+    alerts: IntCounterVec,
+    alerts_open: IntGaugeVec,
+    detector_full: IntCounterVec,
+    /// Packets the kernel dropped before fivewatch read them (live capture).
+    pub kernel_drops: IntCounter,
+    /// Packets the kernel delivered to the capture socket (live capture).
+    pub kernel_packets: IntCounter,
+    /// Frames dropped because the worker queue was full.
+    pub queue_drops: IntCounter,
+    /// Alert records that could not be written to a sink.
+    pub alert_sink_errors: IntCounter,
+    /// Per-packet processing time (decode, flow update, detectors), sampled 1 in 64.
+    pub processing_seconds: Histogram,
+    last_capture_ts: prometheus::Gauge,
+    prev: Stats,
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    // Names are static and distinct, so registration cannot fail; a failure would only
+    // drop that series from /metrics, never stop the sensor.
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    reg(
+        r,
+        IntCounter::with_opts(Opts::new(name, help)).expect("static metric options are valid"),
+    )
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    reg(
+        r,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("static metric options are valid"),
+    )
+}
+
+impl Metrics {
+    /// Create and register every metric; label combinations are pre-registered at 0 so
+    /// that dashboards and `rate()` see them from the first scrape.
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let build = reg(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("fivewatch_build_info", "Build information; value is always 1."),
+                &["version"],
+            )
+            .expect("static metric options are valid"),
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let m = Metrics {
+            packets: counter(&r, "fivewatch_capture_packets_total", "Frames read from the capture source."),
+            bytes: counter(&r, "fivewatch_capture_bytes_total", "Bytes on the wire of the frames read (original length, not the captured length)."),
+            link_types: counter_vec(&r, "fivewatch_capture_link_type_packets_total", "Frames read, by link-layer type.", &["link_type"]),
+            decode_errors: counter_vec(
+                &r,
+                "fivewatch_decode_errors_total",
+                "Malformed or truncated headers, by layer and reason. Frames whose error left a usable flow (e.g. a TCP header cut by the snap length) are counted here and still processed.",
+                &["layer", "reason"],
+            ),
+            non_ip: counter(&r, "fivewatch_decode_non_ip_packets_total", "Frames that carry no IP (ARP, LLDP, ...)."),
+            ip_versions: counter_vec(&r, "fivewatch_decode_ip_packets_total", "IP packets by outer IP version.", &["version"]),
+            transports: counter_vec(
+                &r,
+                "fivewatch_decode_transport_packets_total",
+                "Packets by the transport protocol of their flow (the inner packet for GTP-U); ip_fragment = non-first fragments.",
+                &["protocol"],
+            ),
+            gtpu: counter_vec(&r, "fivewatch_gtpu_packets_total", "GTP-U messages on UDP 2152, by message type (TS 29.281 Table 6.1-1).", &["message_type"]),
+            timestamps_backwards: counter(&r, "fivewatch_capture_timestamps_backwards_total", "Frames whose timestamp was earlier than the previous frame's (clamped to it)."),
+            flows_active: reg(&r, IntGauge::new("fivewatch_flow_table_flows", "Flows currently in the flow table.").expect("valid")),
+            flow_capacity: reg(&r, IntGauge::new("fivewatch_flow_table_capacity_flows", "Configured flow-table capacity.").expect("valid")),
+            flows_created: counter(&r, "fivewatch_flows_created_total", "Flows created."),
+            flows_expired: counter(&r, "fivewatch_flows_expired_total", "Flows removed after their idle timeout."),
+            flow_evictions: counter(&r, "fivewatch_flow_table_evictions_total", "Flows evicted because the flow table was full."),
+            alerts: counter_vec(&r, "fivewatch_alerts_total", "Alerts raised (attack episodes opened), by kind and severity at opening.", &["kind", "severity"]),
+            alerts_open: reg(
+                &r,
+                IntGaugeVec::new(Opts::new("fivewatch_alerts_open", "Alerts currently open (episode not yet resolved), by kind."), &["kind"])
+                    .expect("valid"),
+            ),
+            detector_full: counter_vec(
+                &r,
+                "fivewatch_detector_table_full_total",
+                "Keys a detector could not track because its table was full, by detector.",
+                &["detector"],
+            ),
+            kernel_drops: counter(&r, "fivewatch_capture_kernel_drops_total", "Packets the kernel dropped before fivewatch read them (PACKET_STATISTICS, live AF_PACKET capture)."),
+            kernel_packets: counter(&r, "fivewatch_capture_kernel_packets_total", "Packets the kernel passed to the capture socket (PACKET_STATISTICS, live AF_PACKET capture)."),
+            queue_drops: counter(&r, "fivewatch_pipeline_queue_drops_total", "Frames dropped because the worker queue was full."),
+            alert_sink_errors: counter(&r, "fivewatch_alert_sink_errors_total", "Alert records that could not be written to a sink."),
+            processing_seconds: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("fivewatch_packet_processing_seconds", "Time to process one packet (decode, flow update, detectors), sampled 1 in 64 packets.")
+                        .buckets(vec![50e-9, 100e-9, 200e-9, 500e-9, 1e-6, 2e-6, 5e-6, 10e-6, 50e-6, 100e-6, 1e-3]),
+                )
+                .expect("valid"),
+            ),
+            last_capture_ts: reg(
+                &r,
+                prometheus::Gauge::new("fivewatch_capture_last_packet_timestamp_seconds", "Capture timestamp of the last frame processed, seconds since the Unix epoch.")
+                    .expect("valid"),
+            ),
+            registry: r,
+            prev: Stats::default(),
+        };
+        for (name, _) in LINK_TYPES {
+            m.link_types.with_label_values(&[name]);
+        }
+        for l in Layer::ALL {
+            for rsn in Reason::ALL {
+                m.decode_errors.with_label_values(&[l.as_str(), rsn.as_str()]);
+            }
+        }
+        for v in ["4", "6"] {
+            m.ip_versions.with_label_values(&[v]);
+        }
+        for t in TRANSPORTS {
+            m.transports.with_label_values(&[t]);
+        }
+        for g in GTPU_MESSAGES {
+            m.gtpu.with_label_values(&[g]);
+        }
+        for k in AlertKind::ALL {
+            m.alerts_open.with_label_values(&[k.as_str()]);
+            m.detector_full.with_label_values(&[k.as_str()]);
+            for s in Severity::ALL {
+                m.alerts.with_label_values(&[k.as_str(), s.as_str()]);
+            }
+        }
+        m
+    }
+
+    /// Publish the worker's cumulative `stats` (adds the increase since the last call).
+    pub fn publish(&mut self, s: &Stats) {
+        let p = &self.prev;
+        self.packets.inc_by(s.packets - p.packets);
+        self.bytes.inc_by(s.bytes - p.bytes);
+        for (i, (name, _)) in LINK_TYPES.iter().enumerate() {
+            self.link_types
+                .with_label_values(&[name])
+                .inc_by(s.link_types[i] - p.link_types[i]);
+        }
+        for (li, l) in Layer::ALL.iter().enumerate() {
+            for (ri, r) in Reason::ALL.iter().enumerate() {
+                let d = s.decode_errors[li][ri] - p.decode_errors[li][ri];
+                if d > 0 {
+                    self.decode_errors
+                        .with_label_values(&[l.as_str(), r.as_str()])
+                        .inc_by(d);
+                }
+            }
+        }
+        self.non_ip.inc_by(s.non_ip - p.non_ip);
+        self.ip_versions.with_label_values(&["4"]).inc_by(s.ipv4 - p.ipv4);
+        self.ip_versions.with_label_values(&["6"]).inc_by(s.ipv6 - p.ipv6);
+        for (i, t) in TRANSPORTS.iter().enumerate() {
+            self.transports
+                .with_label_values(&[t])
+                .inc_by(s.transports[i] - p.transports[i]);
+        }
+        for (i, g) in GTPU_MESSAGES.iter().enumerate() {
+            self.gtpu.with_label_values(&[g]).inc_by(s.gtpu[i] - p.gtpu[i]);
+        }
+        self.timestamps_backwards
+            .inc_by(s.timestamps_backwards - p.timestamps_backwards);
+        self.flows_active.set(s.flows_active as i64);
+        self.flow_capacity.set(s.flow_capacity as i64);
+        self.flows_created.inc_by(s.flows_created - p.flows_created);
+        self.flows_expired.inc_by(s.flows_expired - p.flows_expired);
+        self.flow_evictions.inc_by(s.flows_evicted - p.flows_evicted);
+        for (ki, k) in AlertKind::ALL.iter().enumerate() {
+            for (si, sv) in Severity::ALL.iter().enumerate() {
+                self.alerts
+                    .with_label_values(&[k.as_str(), sv.as_str()])
+                    .inc_by(s.alerts[ki][si] - p.alerts[ki][si]);
+            }
+            self.alerts_open
+                .with_label_values(&[k.as_str()])
+                .set(s.alerts_open[ki] as i64);
+            self.detector_full
+                .with_label_values(&[k.as_str()])
+                .inc_by(s.detector_full[ki] - p.detector_full[ki]);
+        }
+        if s.last_ts_ns > 0 {
+            self.last_capture_ts.set(s.last_ts_ns as f64 * 1e-9);
+        }
+        self.prev = s.clone();
+    }
+
+    /// The registry rendered in the Prometheus text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        let enc = prometheus::TextEncoder::new();
+        if enc.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

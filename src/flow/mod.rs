@@ -1,0 +1,9 @@
+//! Flows: canonical keys, per-flow statistics and the bounded flow table.
+
+pub mod key;
+pub mod stats;
+pub mod table;
+
+pub use key::{community_id, FlowKey};
+pub use stats::Welford;
+pub use table::{EndReason, Flow, FlowTable, TcpState, Timeouts};

@@ -1,0 +1,200 @@
+//! The `fivewatch` command: `run` (daemon), `replay` (offline analysis), `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fivewatch::app::{self, AlertSink, RunOptions, Source};
+use fivewatch::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "fivewatch",
+    version,
+    about = "5G (GTP-U/PFCP) and IP traffic anomaly detector: alerts as JSON lines, metrics for Prometheus"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon on a live interface or a capture file replayed at recorded speed.
+    Run {
+        /// Configuration file (TOML); defaults apply when omitted.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Capture live from this interface (AF_PACKET; needs CAP_NET_RAW).
+        #[arg(long, value_name = "NAME", conflicts_with = "pcap")]
+        interface: Option<String>,
+        /// Replay this capture file (pcap or pcapng) at its recorded speed.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
+        /// Replay speed for --pcap: 1 = recorded speed, 10 = ten times faster.
+        #[arg(long, value_name = "FACTOR")]
+        speed: Option<f64>,
+        /// Replay --pcap again from the start when it ends, until stopped.
+        #[arg(long = "loop")]
+        replay_loop: bool,
+        /// Seconds to keep serving /metrics after --pcap ends (default: until Ctrl-C/SIGTERM).
+        #[arg(long, value_name = "SECONDS")]
+        linger: Option<f64>,
+        /// Metrics HTTP listen address (default 127.0.0.1:9977; "" disables).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+        /// Append alert records (JSON lines) to this file.
+        #[arg(long, value_name = "FILE")]
+        alerts: Option<PathBuf>,
+        /// Do not print alert records on standard output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Analyse capture files offline as fast as possible and print a summary.
+    Replay {
+        /// Configuration file (TOML); defaults apply when omitted.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Write alert records (JSON lines) to this file; "-" for standard output.
+        #[arg(long, value_name = "FILE")]
+        alerts: Option<PathBuf>,
+        /// Write the summary as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        stats_json: Option<PathBuf>,
+        /// Capture files (pcap or pcapng, recognised by content), processed in order.
+        #[arg(required = true, value_name = "PCAP")]
+        pcaps: Vec<PathBuf>,
+    },
+    /// Validate a configuration file; exits non-zero with the key and line of the problem.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FIVEWATCH_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fivewatch: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::CheckConfig { file } => {
+            Config::load(&file)?;
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            config,
+            alerts,
+            stats_json,
+            pcaps,
+        } => {
+            let cfg = load(config.as_ref())?;
+            let to_stdout = alerts.as_deref().is_some_and(|p| p.as_os_str() == "-");
+            let file = alerts.as_deref().filter(|_| !to_stdout);
+            let mut sink = AlertSink::open(file, to_stdout)?;
+            let summary = app::replay(&cfg, &pcaps, &mut sink);
+            let text = summary.render();
+            if to_stdout {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+            }
+            if let Some(p) = stats_json {
+                let json = serde_json::to_string_pretty(&summary)?;
+                std::fs::write(&p, json + "\n").map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+            }
+            let failed = summary.files.iter().filter(|f| f.error.is_some()).count();
+            if failed > 0 {
+                for f in summary.files.iter().filter_map(|f| f.error.as_ref()) {
+                    eprintln!("fivewatch: error: {f}");
+                }
+                return Ok(ExitCode::from(2));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            config,
+            interface,
+            pcap,
+            speed,
+            replay_loop,
+            linger,
+            metrics_listen,
+            alerts,
+            quiet,
+        } => {
+            let mut cfg = load(config.as_ref())?;
+            if let Some(i) = interface {
+                cfg.capture.interface = i;
+                cfg.capture.pcap.clear();
+            }
+            if let Some(p) = pcap {
+                cfg.capture.pcap = p.display().to_string();
+                cfg.capture.interface.clear();
+            }
+            if let Some(s) = speed {
+                cfg.capture.replay_speed = s;
+            }
+            if replay_loop {
+                cfg.capture.replay_loop = true;
+            }
+            if let Some(m) = metrics_listen {
+                cfg.metrics.listen = m;
+            }
+            if let Some(a) = alerts {
+                cfg.alerts.file = a.display().to_string();
+            }
+            if quiet {
+                cfg.alerts.stdout = false;
+            }
+            cfg.validate(config.as_deref().unwrap_or(std::path::Path::new("<command line>")))?;
+            let source = if !cfg.capture.interface.is_empty() {
+                Source::Interface(cfg.capture.interface.clone())
+            } else if !cfg.capture.pcap.is_empty() {
+                Source::File {
+                    path: cfg.capture.pcap.clone().into(),
+                    speed: cfg.capture.replay_speed,
+                    looped: cfg.capture.replay_loop,
+                }
+            } else {
+                anyhow::bail!("no packet source: give --interface NAME or --pcap FILE (or capture.interface / capture.pcap in the config)");
+            };
+            let metrics_listen = if cfg.metrics.listen.is_empty() {
+                None
+            } else {
+                Some(cfg.metrics.listen.parse()?)
+            };
+            let file = (!cfg.alerts.file.is_empty()).then(|| PathBuf::from(&cfg.alerts.file));
+            let sink = AlertSink::open(file.as_deref(), cfg.alerts.stdout)?;
+            app::run(
+                &cfg,
+                &RunOptions {
+                    source,
+                    metrics_listen,
+                    linger,
+                },
+                sink,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The per-packet core: [`Engine`] takes frames in capture order and runs decode → flow
+//! table → detectors → alert lifecycle, keeping plain counters ([`Stats`]) that the export
+//! module publishes. Capture time is its only clock: ticks (window roll-over, flow expiry,
+//! episode closing) happen once per second of packet timestamps, so a capture gives the
+//! same alerts whatever the replay speed.
+
+use crate::alert::{AlertManager, AlertRecord, Severity};
+use crate::capture::{Frame, LinkType};
+use crate::config::Config;
+use crate::decode::{self, gtpu, ipproto, DecodeError, Decoded, Fragment, Layer, Reason};
+use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detectors, Event};
+use crate::flow::{FlowKey, FlowTable};
+
+const SEC: u64 = 1_000_000_000;
+
+/// Link-type label names and the LINKTYPE_ values they cover (last: everything else).
+pub const LINK_TYPES: [(&str, &[u32]); 7] = [
+    ("ethernet", &[1]),
+    ("linux_sll", &[113]),
+    ("linux_sll2", &[276]),
+    ("raw_ip", &[101, 12, 14, 228, 229]),
+    ("null", &[0, 108]),
+    ("unsupported", &[]),
+    ("_reserved", &[]),
+];
+
+/// Transport label names, in [`Stats::transports`] order.
+pub const TRANSPORTS: [&str; 7] = ["tcp", "udp", "icmp", "icmpv6", "sctp", "other", "ip_fragment"];
+
+/// GTP-U message label names, in [`Stats::gtpu`] order.
+pub const GTPU_MESSAGES: [&str; 7] = [
+    "g_pdu",
+    "echo_request",
+    "echo_response",
+    "error_indication",
+    "supported_extension_headers_notification",
+    "end_marker",
+    "other",
+];
+
+/// Cumulative counters of one engine. Plain integers: no atomics on the packet path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames processed.
+    pub packets: u64,
+    /// Wire bytes of the frames processed.
+    pub bytes: u64,
+    /// Frames per link type, indexed like [`LINK_TYPES`].
+    pub link_types: [u64; 7],
+    /// Decode errors (fatal and non-fatal) by [`Layer::ALL`] × [`Reason::ALL`] index.
+    pub decode_errors: [[u64; 10]; 9],
+    /// Frames that carry no IP.
+    pub non_ip: u64,
+    /// Frames with an outer IPv4 header.
+    pub ipv4: u64,
+    /// Frames with an outer IPv6 header.
+    pub ipv6: u64,
+    /// Packets by flow transport, indexed like [`TRANSPORTS`].
+    pub transports: [u64; 7],
+    /// GTP-U messages by type, indexed like [`GTPU_MESSAGES`].
+    pub gtpu: [u64; 7],
+    /// Frames whose timestamp went backwards.
+    pub timestamps_backwards: u64,
+    /// Flows in the table.
+    pub flows_active: u64,
+    /// Flow-table capacity.
+    pub flow_capacity: u64,
+    /// Flows created.
+    pub flows_created: u64,
+    /// Flows expired by idle timeout.
+    pub flows_expired: u64,
+    /// Flows evicted at capacity.
+    pub flows_evicted: u64,
+    /// Alerts opened by [`AlertKind::ALL`] × [`Severity::ALL`] index.
+    pub alerts: [[u64; 4]; 2],
+    /// Alerts open now, by [`AlertKind::ALL`] index.
+    pub alerts_open: [u64; 2],
+    /// Detector keys refused (table full), by [`AlertKind::ALL`] index.
+    pub detector_full: [u64; 2],
+    /// Capture time of the last frame, ns since the Unix epoch.
+    pub last_ts_ns: u64,
+    /// Capture time of the first frame, ns since the Unix epoch.
+    pub first_ts_ns: u64,
+}
+
+impl Stats {
+    /// Total decode errors of all layers and reasons.
+    pub fn decode_errors_total(&self) -> u64 {
+        self.decode_errors.iter().flatten().sum()
+    }
+
+    /// Count of one decode error.
+    pub fn decode_error(&self, layer: Layer, reason: Reason) -> u64 {
+        let li = Layer::ALL.iter().position(|l| *l == layer).unwrap_or(0);
+        let ri = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.decode_errors[li][ri]
+    }
+
+    /// Packets of transport `name` (one of [`TRANSPORTS`]).
+    pub fn transport(&self, name: &str) -> u64 {
+        TRANSPORTS
+            .iter()
+            .position(|t| *t == name)
+            .map_or(0, |i| self.transports[i])
+    }
+
+    /// Alerts opened of `kind`, all severities.
+    pub fn alerts_of(&self, kind: AlertKind) -> u64 {
+        let ki = AlertKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.alerts[ki].iter().sum()
+    }
+
+    fn count_error(&mut self, e: DecodeError) {
+        let li = Layer::ALL.iter().position(|l| *l == e.layer).unwrap_or(0);
+        let ri = Reason::ALL.iter().position(|r| *r == e.reason).unwrap_or(0);
+        self.decode_errors[li][ri] += 1;
+    }
+}
+
+fn link_index(l: LinkType) -> usize {
+    LINK_TYPES.iter().position(|(_, v)| v.contains(&l.0)).unwrap_or(5)
+}
+
+fn gtpu_index(t: u8) -> usize {
+    match t {
+        gtpu::MSG_GPDU => 0,
+        gtpu::MSG_ECHO_REQUEST => 1,
+        gtpu::MSG_ECHO_RESPONSE => 2,
+        gtpu::MSG_ERROR_INDICATION => 3,
+        31 => 4,
+        gtpu::MSG_END_MARKER => 5,
+        _ => 6,
+    }
+}
+
+/// Decode, flow state, detection and alert lifecycle for one stream of frames.
+pub struct Engine {
+    flows: FlowTable,
+    detectors: Detectors,
+    alerts: AlertManager,
+    stats: Stats,
+    events: Vec<Event>,
+    records: Vec<AlertRecord>,
+    next_tick_ns: u64,
+    sample: u32,
+    timing: Option<prometheus::Histogram>,
+}
+
+impl Engine {
+    /// An engine configured by `cfg`; `sensor` is written into alert records.
+    pub fn new(cfg: &Config, sensor: String) -> Engine {
+        let flows = FlowTable::new(cfg.flow.capacity, cfg.timeouts());
+        let stats = Stats {
+            flow_capacity: flows.capacity() as u64,
+            ..Stats::default()
+        };
+        Engine {
+            flows,
+            detectors: Detectors {
+                syn_flood: cfg.syn_flood().map(SynFlood::new),
+                port_scan: cfg.port_scan().map(PortScan::new),
+            },
+            alerts: AlertManager::new((cfg.alerts.update_interval_s * 1e9) as u64, sensor),
+            stats,
+            events: Vec::new(),
+            records: Vec::new(),
+            next_tick_ns: 0,
+            sample: 0,
+            timing: None,
+        }
+    }
+
+    /// Observe per-packet processing time (1 in 64 packets) into `h`.
+    pub fn with_timing(mut self, h: prometheus::Histogram) -> Engine {
+        self.timing = Some(h);
+        self
+    }
+
+    /// Counters so far (flow and alert figures refreshed at every tick and by
+    /// [`Engine::refresh_stats`]).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Alert records produced since the last call.
+    pub fn take_records(&mut self) -> std::vec::Drain<'_, AlertRecord> {
+        self.records.drain(..)
+    }
+
+    /// Process one frame.
+    #[inline]
+    pub fn process(&mut self, frame: &Frame<'_>) {
+        self.sample = self.sample.wrapping_add(1);
+        let start = (self.sample % 64 == 0 && self.timing.is_some()).then(std::time::Instant::now);
+        self.process_inner(frame);
+        if let (Some(t0), Some(h)) = (start, &self.timing) {
+            h.observe(t0.elapsed().as_secs_f64());
+        }
+    }
+
+    fn process_inner(&mut self, frame: &Frame<'_>) {
+        let s = &mut self.stats;
+        s.packets += 1;
+        s.bytes += u64::from(frame.wire_len);
+        s.link_types[link_index(frame.linktype)] += 1;
+        // Capture time never goes backwards inside the engine.
+        let ts = if frame.ts_ns < s.last_ts_ns {
+            s.timestamps_backwards += 1;
+            s.last_ts_ns
+        } else {
+            frame.ts_ns
+        };
+        if s.first_ts_ns == 0 {
+            s.first_ts_ns = ts;
+        }
+        s.last_ts_ns = ts;
+        if ts >= self.next_tick_ns {
+            self.tick(ts);
+        }
+        let s = &mut self.stats;
+        let pkt = match decode::decode(frame.linktype, frame.data) {
+            Ok(Decoded::Ip(p)) => p,
+            Ok(Decoded::NotIp(_)) => {
+                s.non_ip += 1;
+                return;
+            }
+            Err(e) => {
+                s.count_error(e);
+                return;
+            }
+        };
+        if let Some(a) = pkt.anomaly {
+            s.count_error(a);
+        }
+        let outer_v6 = match &pkt.tunnel {
+            Some(t) => t.outer_src.is_ipv6(),
+            None => pkt.src.is_ipv6(),
+        };
+        if outer_v6 {
+            s.ipv6 += 1;
+        } else {
+            s.ipv4 += 1;
+        }
+        let mut inner_missing = false;
+        if let Some(t) = &pkt.tunnel {
+            s.gtpu[gtpu_index(t.header.message_type)] += 1;
+            // A G-PDU whose T-PDU was not decoded is left as its outer UDP packet.
+            inner_missing = t.header.message_type == gtpu::MSG_GPDU
+                && pkt.proto == ipproto::UDP
+                && pkt.dst_port == t.outer_dst_port
+                && pkt.src == t.outer_src;
+        }
+        let ti = if pkt.fragment == Fragment::Later {
+            6
+        } else if inner_missing {
+            5
+        } else {
+            match pkt.proto {
+                ipproto::TCP => 0,
+                ipproto::UDP => 1,
+                ipproto::ICMP => 2,
+                ipproto::ICMPV6 => 3,
+                ipproto::SCTP => 4,
+                _ => 5,
+            }
+        };
+        s.transports[ti] += 1;
+        let (key, a_to_b) = FlowKey::of_packet(&pkt);
+        let u = self.flows.update(&pkt, &key, a_to_b, ts, &mut |_, _| {});
+        if let Some(flow) = self.flows.get(u.slot) {
+            self.detectors.on_packet(&pkt, &u, flow, ts, &mut self.events);
+        }
+        if !self.events.is_empty() {
+            self.drain_events();
+        }
+    }
+
+    fn drain_events(&mut self) {
+        for ev in self.events.drain(..) {
+            self.alerts.handle(ev, &mut self.records);
+        }
+    }
+
+    /// Advance capture time to `now_ns`: expire flows, roll detector windows, close quiet
+    /// episodes. Called automatically once per second of capture time.
+    pub fn tick(&mut self, now_ns: u64) {
+        self.flows.expire(now_ns, &mut |_, _| {});
+        self.detectors.tick(now_ns, &mut self.events);
+        self.drain_events();
+        self.next_tick_ns = now_ns - now_ns % SEC + SEC;
+        self.refresh_stats();
+    }
+
+    /// Copy flow, alert and detector figures into [`Engine::stats`].
+    pub fn refresh_stats(&mut self) {
+        let s = &mut self.stats;
+        s.flows_active = self.flows.len() as u64;
+        s.flows_created = self.flows.created;
+        s.flows_expired = self.flows.expired;
+        s.flows_evicted = self.flows.evicted;
+        for (ki, k) in AlertKind::ALL.iter().enumerate() {
+            for (si, sv) in Severity::ALL.iter().enumerate() {
+                s.alerts[ki][si] = self.alerts.opened.get(&(*k, *sv)).copied().unwrap_or(0);
+            }
+            s.alerts_open[ki] = self.alerts.open_count(*k) as u64;
+        }
+        for (ki, (_, n)) in self.detectors.rejected().iter().enumerate() {
+            s.detector_full[ki] = *n;
+        }
+    }
+
+    /// End of input: emit the final numbers of every open alert (without closing it:
+    /// the attack may still be going on when the capture ends).
+    pub fn finish(&mut self) {
+        if let Some(d) = &mut self.detectors.syn_flood {
+            d.flush(&mut self.events);
+        }
+        if let Some(d) = &mut self.detectors.port_scan {
+            d.flush(&mut self.events);
+        }
+        self.drain_events();
+        self.alerts.flush(&mut self.records);
+        self.refresh_stats();
+    }
+
+    /// Flows currently in the table.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+}
