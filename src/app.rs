@@ -387,6 +387,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
     let engine = Engine::new(cfg, sensor_name(cfg)).with_timing(metrics.processing_seconds.clone());
 
     let worker_metrics = Arc::clone(&shared);
+    let live = matches!(opts.source, Source::Interface(_));
     let worker = std::thread::Builder::new()
         .name("fivewatch-worker".into())
         .spawn(move || {
@@ -418,7 +419,17 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
                         b.clear();
                         let _ = free_tx.try_send(b);
                     }
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        // A quiet live link: let the wall clock (which live timestamps follow)
+                        // drive ticks, so open alerts still resolve. Replayed files keep their
+                        // own capture time.
+                        if live {
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_nanos() as u64);
+                            engine.advance_to(now);
+                        }
+                    }
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                 }
                 let mut wrote = false;

@@ -251,7 +251,7 @@ impl AlertRecord {
             alert_id: alert_id.to_string(),
             first_seen: eve_timestamp(ev.first_seen_ns),
             last_seen: eve_timestamp(ev.last_seen_ns),
-            duration_s: ev.last_seen_ns.saturating_sub(ev.first_seen_ns) as f64 * 1e-9,
+            duration_s: (ev.last_seen_ns.saturating_sub(ev.first_seen_ns) / 1000) as f64 / 1e6,
             entity_ip: ev.entity,
             observed: round3(ev.observed),
             peak: round3(ev.peak),

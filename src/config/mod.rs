@@ -414,3 +414,17 @@ mod tests {
         assert_eq!(Config::parse("", Path::new("x.toml")).unwrap(), Config::default());
     }
 }
+
+#[cfg(test)]
+mod reference_file {
+    use super::*;
+
+    /// The shipped reference file documents the real defaults: parsing it must give
+    /// exactly `Config::default()`.
+    #[test]
+    fn shipped_reference_equals_defaults() {
+        let text = include_str!("../../config/fivewatch.toml");
+        let cfg = Config::parse(text, Path::new("config/fivewatch.toml")).unwrap();
+        assert_eq!(cfg, Config::default());
+    }
+}

@@ -38,7 +38,8 @@ impl AlertKind {
 /// Lifecycle phase of an episode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Threshold crossed: a new episode.
+    /// Threshold crossed: a new episode (sent at the first tick after the crossing, with
+    /// the value measured then).
     Open,
     /// Still going on (sent at most once per second of capture time per episode).
     Update,
@@ -154,14 +155,15 @@ pub struct Detectors {
 }
 
 impl Detectors {
-    /// Feed one packet and what it did to its flow; events go to `out`.
+    /// Feed one packet and what it did to its flow. Episodes open on the packet that
+    /// crosses a threshold; their events are produced by [`Detectors::tick`].
     #[inline]
-    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts_ns: u64, out: &mut Vec<Event>) {
+    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts_ns: u64) {
         if let Some(d) = &mut self.syn_flood {
-            d.on_packet(p, u, flow, ts_ns, out);
+            d.on_packet(p, u, flow, ts_ns);
         }
         if let Some(d) = &mut self.port_scan {
-            d.on_packet(p, u, flow, ts_ns, out);
+            d.on_packet(p, u, flow, ts_ns);
         }
     }
 

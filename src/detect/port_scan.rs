@@ -51,6 +51,8 @@ struct Episode {
     hosts: Hll,
     context: Context,
     dirty: bool,
+    /// The `Open` event was sent (at the first tick after the threshold was crossed).
+    announced: bool,
 }
 
 impl Episode {
@@ -122,7 +124,7 @@ impl PortScan {
 
     /// Account one packet.
     #[inline]
-    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts: u64, out: &mut Vec<Event>) {
+    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts: u64) {
         let probe = u.new_flow
             && u.from_initiator
             && match p.proto {
@@ -226,12 +228,12 @@ impl PortScan {
             hosts: Hll::default(),
             context: Context::of_packet(p, (scan_type == "horizontal").then_some(p.dst_port)),
             dirty: false,
+            announced: false,
         };
         for (dst, port) in s.probes.keys() {
             e.add_target(*dst, *port);
         }
         s.reset(s.window_start);
-        out.push(event(&self.cfg, p.src, &e, Phase::Open));
         s.episode = Some(Box::new(e));
         self.open.push(p.src);
     }
@@ -254,7 +256,11 @@ impl PortScan {
                 _ => e.distinct_ports() as f64,
             };
             e.peak = e.peak.max(e.observed);
-            if now.saturating_sub(e.last_ns) >= self.cfg.resolve_after_ns {
+            if !e.announced {
+                e.announced = true;
+                e.dirty = false;
+                out.push(event(&self.cfg, src, e, Phase::Open));
+            } else if now.saturating_sub(e.last_ns) >= self.cfg.resolve_after_ns {
                 out.push(event(&self.cfg, src, e, Phase::Close));
                 s.episode = None;
                 s.window_start = 0;

@@ -63,6 +63,9 @@ struct Episode {
     sample: Vec<IpAddr>,
     context: Context,
     dirty: bool,
+    /// The `Open` event was sent (at the first tick after the threshold was crossed, so
+    /// that it carries a full second's rate and severity).
+    announced: bool,
 }
 
 #[derive(Default)]
@@ -104,7 +107,7 @@ impl SynFlood {
 
     /// Account one packet.
     #[inline]
-    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts: u64, out: &mut Vec<Event>) {
+    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts: u64) {
         if p.proto != ipproto::TCP {
             return;
         }
@@ -165,7 +168,8 @@ impl SynFlood {
         self.next_id += 1;
         let e = Episode {
             id: self.next_id,
-            first_ns: ts,
+            // The episode starts with the first SYN of the build-up that crossed the threshold.
+            first_ns: if port.is_some() { pc.first_ns } else { h.c.first_ns },
             last_ns: ts,
             quiet_since: None,
             port,
@@ -179,8 +183,8 @@ impl SynFlood {
             sample: vec![p.src],
             context: Context::of_packet(p, port),
             dirty: false,
+            announced: false,
         };
-        out.push(event(&self.cfg, host, &e, Phase::Open));
         h.episode = Some(Box::new(e));
         self.open.push(host);
     }
@@ -209,7 +213,11 @@ impl SynFlood {
             };
             e.observed = observed;
             e.peak = e.peak.max(observed);
-            if observed < e.threshold / 2.0 {
+            if !e.announced {
+                e.announced = true;
+                e.dirty = false;
+                out.push(event(&self.cfg, host, &e, Phase::Open));
+            } else if observed < e.threshold / 2.0 {
                 let since = *e.quiet_since.get_or_insert(now);
                 if now.saturating_sub(since) >= self.cfg.resolve_after_ns {
                     out.push(event(&self.cfg, host, &e, Phase::Close));

@@ -193,8 +193,8 @@ impl FlowTable {
     pub fn new(capacity: usize, timeouts: Timeouts) -> FlowTable {
         let capacity = capacity.max(1);
         FlowTable {
-            index: HashTable::with_capacity(capacity.min(1 << 20)),
-            slab: Vec::with_capacity(capacity.min(1 << 20)),
+            index: HashTable::with_capacity(capacity.min(1 << 16)),
+            slab: Vec::with_capacity(capacity.min(1 << 16)),
             free: Vec::new(),
             heads: [NIL; CLASSES],
             tails: [NIL; CLASSES],

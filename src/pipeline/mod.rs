@@ -268,10 +268,7 @@ impl Engine {
         let (key, a_to_b) = FlowKey::of_packet(&pkt);
         let u = self.flows.update(&pkt, &key, a_to_b, ts, &mut |_, _| {});
         if let Some(flow) = self.flows.get(u.slot) {
-            self.detectors.on_packet(&pkt, &u, flow, ts, &mut self.events);
-        }
-        if !self.events.is_empty() {
-            self.drain_events();
+            self.detectors.on_packet(&pkt, &u, flow, ts);
         }
     }
 
@@ -309,9 +306,22 @@ impl Engine {
         }
     }
 
-    /// End of input: emit the final numbers of every open alert (without closing it:
-    /// the attack may still be going on when the capture ends).
+    /// Run a tick if capture time `now_ns` has reached the next one. A live worker calls
+    /// this with the wall clock when no packet arrived for a while, so that alerts open and
+    /// resolve on a quiet link too.
+    pub fn advance_to(&mut self, now_ns: u64) {
+        if now_ns >= self.next_tick_ns && now_ns >= self.stats.last_ts_ns {
+            self.stats.last_ts_ns = now_ns;
+            self.tick(now_ns);
+        }
+    }
+
+    /// End of input: announce episodes opened since the last tick and emit the final
+    /// numbers of every open alert (without closing it: the attack may still be going on
+    /// when the capture ends).
     pub fn finish(&mut self) {
+        let now = self.stats.last_ts_ns;
+        self.detectors.tick(now, &mut self.events);
         if let Some(d) = &mut self.detectors.syn_flood {
             d.flush(&mut self.events);
         }
