@@ -4,6 +4,8 @@
 //! [`pipeline::Engine`], with counters published by [`export`]. Capture time (packet
 //! timestamps) is the only clock the core sees.
 
+#![warn(missing_docs)]
+
 pub mod alert;
 pub mod app;
 pub mod capture;

@@ -1,0 +1,92 @@
+//! GTP-U flow keying (built frames, values fixed by construction after TS 29.281 §5 and
+//! TS 38.415 §5.5.2): uplink and downlink of one UE flow — different TEIDs, each chosen by
+//! its receiver — are one flow with both TEIDs and the QFI recorded, while the same UE
+//! address behind another gNB/UPF pair is another flow.
+
+use fivewatch::capture::LinkType;
+use fivewatch::decode::{decode, Decoded, Packet};
+use fivewatch::flow::table::Timeouts;
+use fivewatch::flow::{FlowKey, FlowTable};
+
+fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
+    let total = (20 + l4.len()) as u16;
+    let mut v = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, proto, 0, 0];
+    v.extend_from_slice(&src);
+    v.extend_from_slice(&dst);
+    v.extend_from_slice(l4);
+    v
+}
+
+fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+/// G-PDU from `outer_src` to `outer_dst` with TEID `teid` and a PSC of `pdu_type`
+/// (0 = DL, 1 = UL) and QFI 5, carrying UDP `inner_src:4000 → inner_dst:53` (or reversed).
+fn gpdu(
+    outer_src: [u8; 4],
+    outer_dst: [u8; 4],
+    teid: u32,
+    pdu_type: u8,
+    inner: ([u8; 4], u16, [u8; 4], u16),
+) -> Packet {
+    let (is, isp, id, idp) = inner;
+    let inner = ipv4(17, is, id, &udp(isp, idp, b"q"));
+    let mut g = vec![0x34, 0xff, 0, 0];
+    g.extend_from_slice(&teid.to_be_bytes());
+    g.extend_from_slice(&[0, 0, 0, 0x85, 1, pdu_type << 4, 5, 0]);
+    let glen = (g.len() - 8 + inner.len()) as u16;
+    g[2..4].copy_from_slice(&glen.to_be_bytes());
+    g.extend(inner);
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend(ipv4(17, outer_src, outer_dst, &udp(2152, 2152, &g)));
+    match decode(LinkType::ETHERNET, &f) {
+        Ok(Decoded::Ip(p)) => p,
+        other => panic!("built G-PDU must decode: {other:?}"),
+    }
+}
+
+const S: u64 = 1_000_000_000;
+
+#[test]
+fn uplink_and_downlink_are_one_flow_with_both_teids() {
+    let timeouts = Timeouts {
+        tcp_new_ns: 30 * S,
+        tcp_established_ns: 300 * S,
+        tcp_closed_ns: 10 * S,
+        udp_ns: 60 * S,
+        other_ns: 30 * S,
+    };
+    let mut t = FlowTable::new(16, timeouts);
+    let gnb = [192, 0, 2, 1];
+    let upf = [192, 0, 2, 2];
+    let ue = [10, 45, 0, 2];
+    let dns = [8, 8, 8, 8];
+    // UL: gNB → UPF, TEID 0x100 chosen by the UPF. DL: UPF → gNB, TEID 0x200 chosen by the gNB.
+    let ul = gpdu(gnb, upf, 0x100, 1, (ue, 4000, dns, 53));
+    let dl = gpdu(upf, gnb, 0x200, 0, (dns, 53, ue, 4000));
+    let (k1, ab1) = FlowKey::of_packet(&ul);
+    let (k2, ab2) = FlowKey::of_packet(&dl);
+    assert_eq!(k1, k2, "both directions share the key");
+    t.update(&ul, &k1, ab1, S, &mut |_, _| {});
+    let u = t.update(&dl, &k2, ab2, 2 * S, &mut |_, _| {});
+    let f = t.get(u.slot).unwrap();
+    assert_eq!((f.ul_teid, f.dl_teid, f.qfi), (Some(0x100), Some(0x200), Some(5)));
+    assert_eq!(f.packets, [1, 1]);
+    assert_eq!(t.len(), 1);
+
+    // The same UE address and 5-tuple behind another gNB/UPF pair (overlapping pools) is
+    // another flow, even with the same TEID value.
+    let other = gpdu([198, 51, 100, 1], [198, 51, 100, 2], 0x100, 1, (ue, 4000, dns, 53));
+    let (k3, ab3) = FlowKey::of_packet(&other);
+    assert_ne!(k3, k1);
+    t.update(&other, &k3, ab3, 3 * S, &mut |_, _| {});
+    assert_eq!(t.len(), 2);
+}
