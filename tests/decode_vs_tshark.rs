@@ -31,8 +31,9 @@ struct Mapping {
     fivewatch: (&'static str, &'static str),
     /// tshark's category of the frame (per the script's definitions).
     tshark: (&'static str, &'static str),
-    /// Checks that fivewatch decodes the frame the way this mapping claims.
-    check: fn(&Result<Decoded, DecodeError>) -> bool,
+    /// Checks, on the frame's bytes and fivewatch's decode result, that the frame is what
+    /// this mapping claims.
+    check: fn(&[u8], &Result<Decoded, DecodeError>) -> bool,
     /// Why the two differ.
     why: &'static str,
 }
@@ -43,7 +44,14 @@ const MAPPINGS: &[Mapping] = &[
         frame: 1,
         fivewatch: ("link_error", "link_error"),
         tshark: ("non_ip", "non_ip"),
-        check: |d| *d == Err(DecodeError { layer: Layer::Link, reason: Reason::Truncated }),
+        check: |b, d| {
+            b.len() < 14
+                && *d
+                    == Err(DecodeError {
+                        layer: Layer::Link,
+                        reason: Reason::Truncated,
+                    })
+        },
         why: "the only record has 8 captured bytes of a 78-byte Ethernet frame (snaplen 1 \
               in the file header): shorter than the 14-byte Ethernet header, so fivewatch \
               counts a `link: truncated` decode error where tshark (no ip token) says non_ip",
@@ -53,7 +61,19 @@ const MAPPINGS: &[Mapping] = &[
         frame: 2,
         fivewatch: ("non_ip", "non_ip"),
         tshark: ("ipv4", "icmp"),
-        check: |d| *d == Ok(Decoded::NotIp(link::ETHERTYPE_MPLS)),
+        check: |b, d| {
+            // Ethernet → MPLS (0x8847) label, bottom label (S bit), zero control word,
+            // Ethernet with an 802.1Q tag → IPv4 (0x0800) whose protocol is ICMP (1).
+            b[12..14] == [0x88, 0x47]
+                && b[16] & 1 == 0
+                && b[20] & 1 == 1
+                && b[22..26] == [0, 0, 0, 0]
+                && b[38..40] == [0x81, 0x00]
+                && b[42..44] == [0x08, 0x00]
+                && b[44] >> 4 == 4
+                && b[44 + 9] == 1
+                && *d == Ok(Decoded::NotIp(link::ETHERTYPE_MPLS))
+        },
         why: "two-label MPLS Ethernet pseudowire with a control word (first nibble 0 after \
               the bottom label). fivewatch does not decode pseudowire payloads (documented in \
               decode::link::mpls, RFC 4385 §3; the MANIFEST allows 'pseudowire may be \
@@ -64,8 +84,16 @@ const MAPPINGS: &[Mapping] = &[
         frame: 4194,
         fivewatch: ("ipv4", "other"),
         tshark: ("ipv4", "udp"),
-        check: |d| {
-            matches!(d, Ok(Decoded::Ip(p)) if p.proto == 47 && p.fragment == Fragment::None && p.tunnel.is_none())
+        check: |b, d| {
+            // Ethernet → IPv4 (IHL 5) protocol 47 → GRE with no options, protocol 0x0800 →
+            // IPv4 whose protocol is UDP (17).
+            b[12..14] == [0x08, 0x00]
+                && b[14] == 0x45
+                && b[14 + 9] == 47
+                && b[34..38] == [0, 0, 0x08, 0x00]
+                && b[38] >> 4 == 4
+                && b[38 + 9] == 17
+                && matches!(d, Ok(Decoded::Ip(p)) if p.proto == 47 && p.fragment == Fragment::None && p.tunnel.is_none())
         },
         why: "IPv4/GRE/IPv4/UDP: fivewatch opens GTP-U tunnels only, so the flow transport \
               is GRE (IP protocol 47) = 'other'; the script's l4 rule takes the first \
@@ -111,7 +139,11 @@ fn replay_counts_match_tshark_for_every_capture() {
     let names = common::captures_with_expected();
     assert!(names.len() >= 36, "expected JSON files missing: {names:?}");
     for m in MAPPINGS {
-        assert!(names.iter().any(|n| n == m.capture), "mapping for unknown capture {}", m.capture);
+        assert!(
+            names.iter().any(|n| n == m.capture),
+            "mapping for unknown capture {}",
+            m.capture
+        );
     }
     let mut failures = Vec::new();
     for name in &names {
@@ -154,7 +186,12 @@ fn replay_counts_match_tshark_for_every_capture() {
             for m in &maps {
                 let f = &frames[m.frame - 1];
                 let d = fivewatch::decode::decode(f.linktype, &f.data);
-                assert!((m.check)(&d), "{name} frame {}: mapping '{}' does not hold: {d:?}", m.frame, m.why);
+                assert!(
+                    (m.check)(&f.data, &d),
+                    "{name} frame {}: mapping '{}' does not hold: {d:?}",
+                    m.frame,
+                    m.why
+                );
                 for (map, from, to) in [
                     (&mut got.net, m.fivewatch.0, m.tshark.0),
                     (&mut got.l4, m.fivewatch.1, m.tshark.1),
@@ -167,13 +204,22 @@ fn replay_counts_match_tshark_for_every_capture() {
             }
         }
         // A decode error that no mapping explains is a discrepancy.
-        assert_eq!(got.net.remove("link_error"), Some(0), "{name}: unexplained decode errors {:?}", s.decode_errors_by_reason);
+        assert_eq!(
+            got.net.remove("link_error"),
+            Some(0),
+            "{name}: unexplained decode errors {:?}",
+            s.decode_errors_by_reason
+        );
         assert_eq!(got.l4.remove("link_error"), Some(0), "{name}");
         if got != want {
             failures.push(format!("{name}:\n  fivewatch {got:?}\n  tshark    {want:?}"));
         }
     }
-    assert!(failures.is_empty(), "counts differ from tshark:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "counts differ from tshark:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Is this decoded packet a G-PDU (tshark's definition: GTP-U on UDP 2152, message 0xff)?
@@ -266,7 +312,10 @@ fn gtpu_teids_qfis_and_psc_types_match_tshark() {
         "gtpu-ext-hdr-pdcp-outer-ipfrag.pcap",
         "gtp-v1c-gtpu-ext-nonstd-ports.pcapng",
     ] {
-        assert!(with_gpdu.iter().any(|n| n == must), "{must} has no G-PDUs in its expected JSON");
+        assert!(
+            with_gpdu.iter().any(|n| n == must),
+            "{must} has no G-PDUs in its expected JSON"
+        );
     }
     for name in &with_gpdu {
         let e = common::expected(name).unwrap();
@@ -281,7 +330,11 @@ fn gtpu_teids_qfis_and_psc_types_match_tshark() {
             .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
             .collect();
         assert_eq!(v.psc_types, want_types, "{name}: PSC PDU types");
-        assert_eq!(v.with_psc, common::u(&e, "gtpu_gpdu_with_psc"), "{name}: G-PDUs with a PSC");
+        assert_eq!(
+            v.with_psc,
+            common::u(&e, "gtpu_gpdu_with_psc"),
+            "{name}: G-PDUs with a PSC"
+        );
     }
 }
 
@@ -305,7 +358,9 @@ fn gtpu_teid_endpoint_facts_match_tshark() {
     let mut checked = Vec::new();
     for name in common::captures_with_expected() {
         let e = common::expected(&name).unwrap();
-        let Some(facts) = e["facts"]["gtpu_teids"].as_object() else { continue };
+        let Some(facts) = e["facts"]["gtpu_teids"].as_object() else {
+            continue;
+        };
         let want: BTreeMap<u64, TeidFacts> = facts
             .iter()
             .map(|(teid, f)| {
@@ -326,7 +381,9 @@ fn gtpu_teid_endpoint_facts_match_tshark() {
         checked.push(name);
     }
     assert!(
-        checked.iter().any(|n| n == "5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng"),
+        checked
+            .iter()
+            .any(|n| n == "5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng"),
         "the 5G SA capture has no facts.gtpu_teids: {checked:?}"
     );
 }
@@ -367,7 +424,10 @@ fn attack_capture_facts_match_decoder() {
     let name = "syn-flood-spoofed-sources.pcap";
     let f = &common::expected(name).unwrap()["facts"];
     let victim: IpAddr = "10.10.10.10".parse().unwrap();
-    let syns: Vec<Packet> = decoded(name).into_iter().filter(|p| syn_only(p) && p.dst == victim).collect();
+    let syns: Vec<Packet> = decoded(name)
+        .into_iter()
+        .filter(|p| syn_only(p) && p.dst == victim)
+        .collect();
     assert_eq!(syns.len() as u64, common::u(f, "syn_only_to_10.10.10.10"));
     let srcs: BTreeSet<IpAddr> = syns.iter().map(|p| p.src).collect();
     assert_eq!(srcs.len() as u64, common::u(f, "distinct_src_ips"));
@@ -429,4 +489,72 @@ fn attack_capture_facts_match_decoder() {
     assert_eq!(frags.len() as u64, common::u(f, "nonfirst_fragments_to_victim"));
     let frag_srcs: BTreeSet<IpAddr> = frags.iter().map(|p| p.src).collect();
     assert_eq!(frag_srcs.len() as u64, common::u(f, "distinct_fragment_sources"));
+}
+
+/// A G-PDU whose GTP-U length runs past the UDP payload is `gtpu: truncated` when the outer
+/// datagram was cut (snap length or first outer fragment) and `gtpu: bad_length` when the
+/// datagram is complete, judged here from the outer IPv4/UDP headers of the capture bytes.
+/// Frame 139 of the 5G SA capture is such a complete datagram: UDP length 208, GTP-U length
+/// 2096.
+#[test]
+fn gtpu_length_overruns_are_classified_from_the_outer_headers() {
+    let be16 = |b: &[u8], o: usize| u16::from_be_bytes([b[o], b[o + 1]]) as usize;
+    let mut bad_length = Vec::new();
+    let mut truncated = 0;
+    for name in common::captures_with_expected() {
+        if common::u(&common::expected(&name).unwrap(), "gtpu_gpdu") == 0 {
+            continue;
+        }
+        for (i, f) in common::frames(&common::capture(&name)).iter().enumerate() {
+            let Ok(Decoded::Ip(p)) = fivewatch::decode::decode(f.linktype, &f.data) else {
+                continue;
+            };
+            let Some(t) = gpdu(&p) else { continue };
+            if !t.header.truncated {
+                continue;
+            }
+            // Outer IPv4 after Ethernet (with 802.1Q tags) or Linux SLL.
+            let b = &f.data;
+            let mut ip = match f.linktype.0 {
+                1 => 14,
+                113 => 16,
+                lt => panic!("{name}: link type {lt}"),
+            };
+            while be16(b, ip - 2) == 0x8100 {
+                ip += 4;
+            }
+            assert_eq!(b[ip] >> 4, 4, "{name} frame {}", i + 1);
+            let ihl = usize::from(b[ip] & 0x0f) * 4;
+            let fragmented = be16(b, ip + 6) & 0x3fff != 0;
+            let ip_bytes = be16(b, ip + 2).min(b.len() - ip);
+            let udp_len = be16(b, ip + ihl + 4);
+            let gtp_len = be16(b, ip + ihl + 8 + 2);
+            assert!(
+                8 + gtp_len > udp_len - 8 || udp_len > ip_bytes - ihl,
+                "{name} frame {}",
+                i + 1
+            );
+            let want = if !fragmented && udp_len <= ip_bytes - ihl {
+                bad_length.push((name.clone(), i + 1));
+                Reason::BadLength
+            } else {
+                truncated += 1;
+                Reason::Truncated
+            };
+            assert_eq!(
+                p.anomaly,
+                Some(DecodeError {
+                    layer: Layer::Gtpu,
+                    reason: want
+                }),
+                "{name} frame {}",
+                i + 1
+            );
+        }
+    }
+    assert_eq!(
+        bad_length,
+        [("5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng".to_string(), 139)]
+    );
+    assert!(truncated > 0);
 }

@@ -52,7 +52,9 @@ pub struct GtpuHeader {
     /// PDU Session Container contents, when present.
     pub pdu_session: Option<PduSessionInfo>,
     /// The captured bytes end before the GTP-U length does (snap length or an outer IP
-    /// fragment): the T-PDU is incomplete.
+    /// fragment): the T-PDU is incomplete. Also set when the length field itself is too large
+    /// for a complete UDP datagram; the IP decoder then reports `gtpu: bad_length` instead of
+    /// `gtpu: truncated`.
     pub truncated: bool,
 }
 

@@ -70,15 +70,29 @@ fn parse_ipv4(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
         (0, true) => Fragment::First,
         _ => Fragment::Later,
     };
+    let (mut proto, mut start) = (d[9], ihl);
+    // IPsec Authentication Header (RFC 4302 §2.2) in transport mode: skip it to the
+    // protected transport, as for IPv6. Later fragments carry no AH.
+    if proto == AH && fragment != Fragment::Later {
+        let ah = d.get(start..end).ok_or(e(Reason::Truncated))?;
+        let (Some(&next), Some(&len)) = (ah.first(), ah.get(1)) else {
+            return Err(e(Reason::Truncated));
+        };
+        proto = next;
+        start = (start + (usize::from(len) + 2) * 4).min(end);
+    }
     Ok(IpView {
         src: IpAddr::V4(Ipv4Addr::new(d[12], d[13], d[14], d[15])),
         dst: IpAddr::V4(Ipv4Addr::new(d[16], d[17], d[18], d[19])),
-        proto: d[9],
-        payload: &d[ihl..end],
+        proto,
+        payload: &d[start..end],
         ip_len,
         fragment,
     })
 }
+
+/// IP protocol number of the Authentication Header.
+const AH: u8 = 51;
 
 fn addr6(b: &[u8]) -> IpAddr {
     let mut a = [0u8; 16];
@@ -122,7 +136,7 @@ fn parse_ipv6(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
                 8
             }
             // Authentication Header (RFC 4302 §2.2): (Payload Len + 2) * 4 octets.
-            51 => {
+            AH => {
                 let b = d.get(off + 1).ok_or(e(Reason::Truncated))?;
                 (usize::from(*b) + 2) * 4
             }
@@ -158,7 +172,9 @@ fn parse_ipv6(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
 /// GTP-U on UDP 2152, decode the G-PDU's inner IP packet as the flow instead.
 ///
 /// A GTP-U packet whose header or T-PDU is bad still yields the outer UDP packet, with
-/// the problem in [`Packet::anomaly`].
+/// the problem in [`Packet::anomaly`]. A G-PDU whose GTP-U length runs past the bytes at hand
+/// still opens its inner packet, with `gtpu: truncated` (cut by the snap length or an outer
+/// fragment) or `gtpu: bad_length` (the UDP datagram is complete, the length field is wrong).
 pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
     let ip = parse_ip(d)?;
     let mut pkt = Packet {
@@ -208,7 +224,7 @@ pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
         return Ok(pkt);
     }
     if header.truncated {
-        pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, Reason::Truncated));
+        pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, gtpu_overrun_reason(&ip)));
     }
     match tpdu.first().map(|b| b >> 4) {
         Some(4) | Some(6) => match decode_ip(tpdu, false) {
@@ -228,6 +244,19 @@ pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
             pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, Reason::NonIpPayload));
             Ok(pkt)
         }
+    }
+}
+
+/// Why a GTP-U length runs past the bytes at hand. When the UDP datagram is all there (the
+/// outer IP packet is not a fragment and the UDP length fits in the captured bytes), the
+/// GTP-U length field itself is wrong: `bad_length`. Otherwise the datagram was cut by the
+/// snap length or by outer IP fragmentation: `truncated`.
+fn gtpu_overrun_reason(outer: &IpView<'_>) -> Reason {
+    let udp_len = be16(outer.payload, 4).map_or(0, usize::from);
+    if outer.fragment == Fragment::None && udp_len >= 8 && udp_len <= outer.payload.len() {
+        Reason::BadLength
+    } else {
+        Reason::Truncated
     }
 }
 
@@ -285,6 +314,77 @@ mod tests {
         assert_eq!(t.header.teid, 0x01020304);
         assert_eq!(t.header.pdu_session, Some(gtpu::PduSessionInfo { pdu_type: 1, qfi: 9 }));
         assert_eq!(pkt.anomaly, None);
+    }
+
+    /// A G-PDU whose GTP-U length (2096) exceeds its complete UDP datagram (as in frame 139 of
+    /// the Open5GS 5G SA capture) has a bad length field; the same G-PDU cut by the snap
+    /// length, or carried in a first outer fragment, is truncated.
+    #[test]
+    fn gtpu_length_past_complete_datagram_is_bad_length_not_truncated() {
+        // Inner IPv6 echo request (payload length 8).
+        let mut inner = vec![0x60, 0, 0, 1, 0, 8, 58, 0xff];
+        inner.extend_from_slice(&[0u8; 32]);
+        inner.extend_from_slice(&[128, 0, 0, 0, 0, 1, 0, 1]);
+        // Flags 0x34, G-PDU, length 0x0830 (should be 56), TEID 1, PSC UL QFI 1.
+        let mut g = vec![0x34, 0xff, 0x08, 0x30, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0x10, 0x01, 0];
+        g.extend_from_slice(&inner);
+        let outer = ipv4_udp(2152, 2152, &g);
+        let pkt = decode_ip(&outer, true).unwrap();
+        assert_eq!((pkt.proto, pkt.icmp), (58, Some((128, 0))), "inner packet still used");
+        let t = pkt.tunnel.unwrap();
+        assert!(t.header.truncated);
+        assert_eq!(pkt.anomaly, Some(DecodeError::new(Layer::Gtpu, Reason::BadLength)));
+
+        // Cut by the snap length inside the T-PDU: the UDP length is beyond the capture.
+        let cut = &outer[..outer.len() - 4];
+        let pkt = decode_ip(cut, true).unwrap();
+        assert_eq!(pkt.anomaly, Some(DecodeError::new(Layer::Gtpu, Reason::Truncated)));
+
+        // First fragment of a fragmented outer packet (MF set, offset 0).
+        let mut frag = outer.clone();
+        frag[6] = 0x20;
+        let pkt = decode_ip(&frag, true).unwrap();
+        assert_eq!(pkt.anomaly, Some(DecodeError::new(Layer::Gtpu, Reason::Truncated)));
+    }
+
+    #[test]
+    fn ipv4_ah_then_udp() {
+        let udp = [0x13, 0x88, 0x00, 0x35, 0, 9, 0, 0, 0x61];
+        // AH: next header UDP (17), payload length 4 → (4 + 2) * 4 = 24 octets.
+        let mut ah = vec![17, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+        ah.extend_from_slice(&[0u8; 12]);
+        let total = 20 + ah.len() + udp.len();
+        let mut p = vec![
+            0x45,
+            0,
+            0,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            51,
+            0,
+            0,
+            10,
+            0,
+            0,
+            1,
+            10,
+            0,
+            0,
+            2,
+        ];
+        p.extend_from_slice(&ah);
+        p.extend_from_slice(&udp);
+        let pkt = decode_ip(&p, true).unwrap();
+        assert_eq!((pkt.proto, pkt.src_port, pkt.dst_port), (17, 5000, 53));
+        // An AH cut before its length field is a truncated IPv4 packet, not a panic.
+        assert_eq!(
+            decode_ip(&p[..21], true).unwrap_err(),
+            DecodeError::new(Layer::Ipv4, Reason::Truncated)
+        );
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub enum Detail {
         syn_packets: u64,
         /// Handshakes completed with the victim since the episode opened.
         completed_handshakes: u64,
-        /// Distinct source addresses since the episode opened (HyperLogLog estimate, ±2 %).
+        /// Distinct source addresses since the threshold was crossed (HyperLogLog estimate,
+        /// standard error 1.6 %; the sources of the build-up before the crossing are not in it).
         distinct_sources: u64,
         /// The first few source addresses seen.
         sources_sample: Vec<IpAddr>,

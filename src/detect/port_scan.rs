@@ -305,7 +305,7 @@ fn event(cfg: &PortScanConfig, src: IpAddr, e: &Episode, phase: Phase) -> Event 
         observed: e.observed,
         peak: e.peak,
         threshold: e.threshold,
-        window_s: cfg.window_ns as f64 * 1e-9,
+        window_s: cfg.window_ns as f64 / 1e9,
         unit: if e.scan_type == "horizontal" { "hosts" } else { "ports" },
         context: e.context.clone(),
         detail: Detail::PortScan {

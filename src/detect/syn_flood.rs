@@ -265,7 +265,7 @@ fn event(cfg: &SynFloodConfig, host: IpAddr, e: &Episode, phase: Phase) -> Event
         observed: e.observed,
         peak: e.peak,
         threshold: e.threshold,
-        window_s: cfg.window_ns as f64 * 1e-9,
+        window_s: cfg.window_ns as f64 / 1e9,
         unit: "syn_per_second",
         context: e.context.clone(),
         detail: Detail::SynFlood {
