@@ -310,8 +310,9 @@ impl Engine {
     /// this with the wall clock when no packet arrived for a while, so that alerts open and
     /// resolve on a quiet link too.
     pub fn advance_to(&mut self, now_ns: u64) {
+        // The last packet timestamp is left alone: packets captured just before `now_ns`
+        // but processed after it are not "going backwards".
         if now_ns >= self.next_tick_ns && now_ns >= self.stats.last_ts_ns {
-            self.stats.last_ts_ns = now_ns;
             self.tick(now_ns);
         }
     }
