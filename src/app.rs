@@ -464,9 +464,33 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
         }
     }
     if let Some(s) = server {
-        s.shutdown();
+        shutdown_http(s);
     }
     capture_result
+}
+
+/// Longest wait for the metrics server to stop after the capture ended.
+const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Stops the metrics server, waiting at most [`HTTP_SHUTDOWN_GRACE`]. The graceful shutdown
+/// waits for every open connection, and a client that sent only part of a request (a stalled
+/// or slow scraper) would hold it forever, since no header read timeout applies: SIGTERM
+/// then never ended the process. Alerts are already flushed at this point, so after the
+/// grace period the server thread is left behind and dies with the process.
+fn shutdown_http(server: HttpServer) {
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let stopper = std::thread::Builder::new()
+        .name("fivewatch-http-stop".into())
+        .spawn(move || {
+            server.shutdown();
+            let _ = done_tx.send(());
+        });
+    if stopper.is_ok() && done_rx.recv_timeout(HTTP_SHUTDOWN_GRACE).is_err() {
+        tracing::warn!(
+            grace_s = HTTP_SHUTDOWN_GRACE.as_secs_f64(),
+            "metrics server still has open connections; exiting without waiting for them"
+        );
+    }
 }
 
 fn linger(secs: Option<f64>, stop: &AtomicBool) {

@@ -80,7 +80,11 @@ fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let chunked = head
         .lines()
         .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
-    let body = if chunked { dechunk(body).ok_or_else(|| bad("bad chunked body"))? } else { body.to_string() };
+    let body = if chunked {
+        dechunk(body).ok_or_else(|| bad("bad chunked body"))?
+    } else {
+        body.to_string()
+    };
     Ok((status, body))
 }
 
@@ -103,7 +107,9 @@ fn dechunk(mut body: &str) -> Option<String> {
 fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut found = None;
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let (n, lbl) = match series.split_once('{') {
             Some((n, rest)) => (n, rest.trim_end_matches('}')),
             None => (series, ""),
@@ -241,9 +247,13 @@ impl Drop for TestNet {
 /// Deletes `fwtest<pid>` namespaces left by earlier runs whose process is gone (a run that
 /// was SIGKILLed cannot clean up after itself).
 fn remove_stale_namespaces(ip_bin: &Path) {
-    let Ok(list) = ip(ip_bin, &["netns", "list"]) else { return };
+    let Ok(list) = ip(ip_bin, &["netns", "list"]) else {
+        return;
+    };
     for ns in list.lines().filter_map(|l| l.split_whitespace().next()) {
-        let Some(pid) = ns.strip_prefix("fwtest").and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(pid) = ns.strip_prefix("fwtest").and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
             eprintln!("removing stale namespace {ns}");
             let _ = ip(ip_bin, &["netns", "del", ns]);
@@ -299,12 +309,25 @@ fn setup_net(ip_bin: &Path, x: u8) -> (TestNet, String) {
         .unwrap_or_else(|| panic!("no MAC address in {link:?}"))
         .to_string();
     let dest = format!("10.213.{x}.2");
-    ip(ip_bin, &["neigh", "replace", &dest, "lladdr", &mac, "dev", outer, "nud", "permanent"])
-        .unwrap_or_else(|e| panic!("network setup failed: {e}"));
+    ip(
+        ip_bin,
+        &[
+            "neigh",
+            "replace",
+            &dest,
+            "lladdr",
+            &mac,
+            "dev",
+            outer,
+            "nud",
+            "permanent",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("network setup failed: {e}"));
     // Wait for the carrier on both ends (the veth is usable once the root end reports up).
     let oper = format!("/sys/class/net/{outer}/operstate");
     let start = Instant::now();
-    while fs::read_to_string(&oper).map(|s| s.trim().to_string()).as_deref() != Ok("up") {
+    while fs::read_to_string(&oper).ok().as_deref().map(str::trim) != Some("up") {
         assert!(start.elapsed() < Duration::from_secs(5), "{outer} did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -338,7 +361,10 @@ fn wait_for_metrics(fw: &mut ChildGuard, addr: SocketAddr, timeout: Duration, lo
             return;
         }
         if let Some(st) = fw.exited() {
-            panic!("fivewatch exited ({st}) before serving /metrics; log:\n{}", read_log(log));
+            panic!(
+                "fivewatch exited ({st}) before serving /metrics; log:\n{}",
+                read_log(log)
+            );
         }
         assert!(
             start.elapsed() < timeout,
@@ -459,6 +485,12 @@ fn live_syn_flood_over_veth() {
         if let Some(r) = find_syn_flood(&alert_records(&alerts), &dest, SYN_PORT) {
             break r;
         }
+        if let Some(st) = fw.exited() {
+            panic!(
+                "fivewatch exited ({st}) during the SYN burst; log:\n{}",
+                read_log(&fw_log)
+            );
+        }
         if start.elapsed() >= Duration::from_secs(15) {
             panic!(
                 "no syn_flood alert for {dest}:{SYN_PORT} within 15 s.\nalert file:\n{}\nfivewatch log:\n{}\nhping3 output:\n{hping_text}",
@@ -489,18 +521,34 @@ fn live_syn_flood_over_veth() {
         syn_alerts(&text)
     );
     let ctx = || format!("\n/metrics:\n{text}\nfivewatch log:\n{}", read_log(&fw_log));
-    assert!(syn_alerts(&text) >= 1.0, "fivewatch_alerts_total{{kind=\"syn_flood\"}} < 1{}", ctx());
-    assert!(packets >= min, "fivewatch_capture_packets_total = {packets} < {min}{}", ctx());
+    assert!(
+        syn_alerts(&text) >= 1.0,
+        "fivewatch_alerts_total{{kind=\"syn_flood\"}} < 1{}",
+        ctx()
+    );
+    assert!(
+        packets >= min,
+        "fivewatch_capture_packets_total = {packets} < {min}{}",
+        ctx()
+    );
     assert!(
         kernel_packets >= min,
         "fivewatch_capture_kernel_packets_total = {kernel_packets} < {min}{}",
         ctx()
     );
-    assert!(kernel_drops.is_some(), "fivewatch_capture_kernel_drops_total missing{}", ctx());
+    assert!(
+        kernel_drops.is_some(),
+        "fivewatch_capture_kernel_drops_total missing{}",
+        ctx()
+    );
 
     // Clean shutdown on SIGTERM.
     // SAFETY: plain kill(2) on the pid of our own, not yet reaped, child.
-    assert_eq!(unsafe { libc::kill(fw.pid(), libc::SIGTERM) }, 0, "kill(SIGTERM) failed");
+    assert_eq!(
+        unsafe { libc::kill(fw.pid(), libc::SIGTERM) },
+        0,
+        "kill(SIGTERM) failed"
+    );
     let t_stop = Instant::now();
     let status = fw.wait_timeout(Duration::from_secs(10));
     eprintln!(
@@ -508,7 +556,11 @@ fn live_syn_flood_over_veth() {
         t_stop.elapsed().as_secs_f64()
     );
     let status = status.unwrap_or_else(|| panic!("fivewatch did not exit within 10 s of SIGTERM{}", ctx()));
-    assert!(status.success(), "fivewatch exited with {status} after SIGTERM{}", ctx());
+    assert!(
+        status.success(),
+        "fivewatch exited with {status} after SIGTERM{}",
+        ctx()
+    );
 }
 
 #[test]
@@ -520,7 +572,11 @@ fn pcap_replay_serves_metrics_then_exits() {
     let alerts = tmp.path().join("alerts.jsonl");
     let log = tmp.path().join("fivewatch.log");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let (listen, alerts_arg, pcap_arg) = (addr.to_string(), alerts.display().to_string(), pcap.display().to_string());
+    let (listen, alerts_arg, pcap_arg) = (
+        addr.to_string(),
+        alerts.display().to_string(),
+        pcap.display().to_string(),
+    );
     let t0 = Instant::now();
     let mut fw = spawn_fivewatch(
         &[
@@ -562,13 +618,26 @@ fn pcap_replay_serves_metrics_then_exits() {
     let syn_alerts = metric(&text, "fivewatch_alerts_total", &[("kind", "syn_flood")]).unwrap_or(0.0);
     assert!(syn_alerts >= 1.0, "no syn_flood alert counted:\n{text}");
 
+    // A stalled scraper (half a request, connection left open) must not keep the daemon
+    // alive after the linger: the HTTP server's graceful shutdown is bounded.
+    let mut stalled = TcpStream::connect(addr).expect("connect for the stalled request");
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: fivewatch\r\n")
+        .expect("write half a request");
+
+    // Linger (3 s) + the bounded HTTP shutdown (2 s) + slack for a loaded machine.
     let status = fw.wait_timeout(Duration::from_secs(30));
+    drop(stalled);
     eprintln!(
         "replay: exit {status:?} after {:.2} s in total",
         t0.elapsed().as_secs_f64()
     );
     let status = status.unwrap_or_else(|| panic!("fivewatch did not exit after the linger; log:\n{}", read_log(&log)));
-    assert!(status.success(), "fivewatch exited with {status}; log:\n{}", read_log(&log));
+    assert!(
+        status.success(),
+        "fivewatch exited with {status}; log:\n{}",
+        read_log(&log)
+    );
 
     let records = alert_records(&alerts);
     let rec = records
@@ -590,9 +659,15 @@ fn metric_parser() {
                 fivewatch_alerts_total{kind=\"syn_flood\",severity=\"high\"} 2\n\
                 fivewatch_alerts_total{kind=\"port_scan\",severity=\"low\"} 5\n\
                 fivewatch_capture_packets_total 37841\n";
-    assert_eq!(metric(text, "fivewatch_alerts_total", &[("kind", "syn_flood")]), Some(3.0));
+    assert_eq!(
+        metric(text, "fivewatch_alerts_total", &[("kind", "syn_flood")]),
+        Some(3.0)
+    );
     assert_eq!(metric(text, "fivewatch_capture_packets_total", &[]), Some(37841.0));
     assert_eq!(metric(text, "fivewatch_capture_packets", &[]), None);
     assert_eq!(dechunk("4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n").as_deref(), Some("abcdef"));
-    assert_eq!(hping_sent("--- x hping statistic ---\n3000 packets tramitted, 0 packets received, 100% packet loss\n"), Some(3000));
+    assert_eq!(
+        hping_sent("--- x hping statistic ---\n3000 packets tramitted, 0 packets received, 100% packet loss\n"),
+        Some(3000)
+    );
 }
