@@ -88,6 +88,39 @@ impl AlertSink {
     }
 }
 
+/// Checks that what the configuration points at exists, so that `check-config` (run as
+/// `ExecStartPre`) catches what would stop `run`: the capture file can be opened and has a
+/// capture header, the interface exists, and the alert file's directory exists. Errors name
+/// the key and the problem. Creates nothing.
+pub fn preflight(cfg: &Config) -> anyhow::Result<()> {
+    if !cfg.capture.pcap.is_empty() {
+        FileSource::open(Path::new(&cfg.capture.pcap)).context("capture.pcap")?;
+    }
+    let iface = &cfg.capture.interface;
+    if !iface.is_empty() {
+        if iface.contains('/') || iface == "." || iface == ".." {
+            bail!("capture.interface: not an interface name: {iface:?}");
+        }
+        if !Path::new("/sys/class/net").join(iface).exists() {
+            bail!("capture.interface: no network interface named {iface:?} on this host");
+        }
+    }
+    if !cfg.alerts.file.is_empty() {
+        let p = Path::new(&cfg.alerts.file);
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!("alerts.file: directory {} does not exist", dir.display());
+        }
+        if p.is_dir() {
+            bail!("alerts.file: {} is a directory", p.display());
+        }
+    }
+    Ok(())
+}
+
 /// One file's outcome in a replay.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
@@ -139,6 +172,8 @@ pub struct ReplaySummary {
     pub transports: std::collections::BTreeMap<String, u64>,
     /// GTP-U messages by type.
     pub gtpu: std::collections::BTreeMap<String, u64>,
+    /// Frames whose timestamp was earlier than the previous frame's (clamped to it).
+    pub timestamps_backwards: u64,
     /// Flows created.
     pub flows: u64,
     /// Flows evicted at capacity.
@@ -167,12 +202,12 @@ impl ReplaySummary {
             }
         }
         let named = |names: &[&str], v: &[u64]| names.iter().zip(v).map(|(n, c)| (n.to_string(), *c)).collect();
-        let lt_names: Vec<&str> = LINK_TYPES.iter().map(|(n, _)| *n).take(6).collect();
+        let lt_names: Vec<&str> = LINK_TYPES.iter().map(|(n, _)| *n).collect();
         ReplaySummary {
             files,
             packets: stats.packets,
             bytes: stats.bytes,
-            link_types: named(&lt_names, &stats.link_types[..6]),
+            link_types: named(&lt_names, &stats.link_types),
             decode_errors: stats.decode_errors_total(),
             decode_errors_by_reason: by_reason,
             non_ip_packets: stats.non_ip,
@@ -180,6 +215,7 @@ impl ReplaySummary {
             ipv6_packets: stats.ipv6,
             transports: named(&TRANSPORTS, &stats.transports),
             gtpu: named(&GTPU_MESSAGES, &stats.gtpu),
+            timestamps_backwards: stats.timestamps_backwards,
             flows: stats.flows_created,
             flow_evictions: stats.flows_evicted,
             alerts: AlertKind::ALL
@@ -220,11 +256,17 @@ impl ReplaySummary {
         );
         s += &format!("transport {}\n", kv(&self.transports));
         s += &format!("gtpu      {}\n", kv(&self.gtpu));
-        s += &format!(
-            "errors    {} {}\n",
-            self.decode_errors,
-            kv(&self.decode_errors_by_reason)
-        );
+        match self.decode_errors {
+            0 => s += "errors    none\n",
+            n => s += &format!("errors    {n}: {}\n", kv(&self.decode_errors_by_reason)),
+        }
+        if self.timestamps_backwards > 0 {
+            s += &format!(
+                "warning   {} frames had a timestamp earlier than the frame before (clamped; \
+                 files are one stream, give them in capture order)\n",
+                self.timestamps_backwards
+            );
+        }
         s += &format!("flows     {} (evicted {})\n", self.flows, self.flow_evictions);
         s += &format!(
             "alerts    {}\n",
@@ -451,6 +493,17 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
             }
             sink.flush();
             publish(&mut engine, &mut sink);
+            let s = engine.stats();
+            tracing::info!(
+                packets = s.packets,
+                bytes = s.bytes,
+                decode_errors = s.decode_errors_total(),
+                flows = s.flows_created,
+                syn_flood_alerts = s.alerts_of(AlertKind::SynFlood),
+                port_scan_alerts = s.alerts_of(AlertKind::PortScan),
+                alert_records = sink.written,
+                "worker finished"
+            );
         })?;
 
     let capture_result = capture_loop(cfg, opts, &stop, &full_tx, &free_rx, &shared);
@@ -458,39 +511,20 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
     if worker.join().is_err() {
         tracing::error!("worker thread panicked");
     }
-    if capture_result.is_ok() && !stop.load(Ordering::Relaxed) {
+    // Keep /metrics up after a capture file ends so that it can still be scraped; without
+    // a metrics server there is nothing to wait for.
+    if capture_result.is_ok() && !stop.load(Ordering::Relaxed) && server.is_some() {
         if let Source::File { .. } = opts.source {
             linger(opts.linger, &stop);
         }
     }
+    if stop.load(Ordering::Relaxed) {
+        tracing::info!("signal received: stopped capture, processed queued frames and wrote alerts");
+    }
     if let Some(s) = server {
-        shutdown_http(s);
+        s.shutdown();
     }
     capture_result
-}
-
-/// Longest wait for the metrics server to stop after the capture ended.
-const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Stops the metrics server, waiting at most [`HTTP_SHUTDOWN_GRACE`]. The graceful shutdown
-/// waits for every open connection, and a client that sent only part of a request (a stalled
-/// or slow scraper) would hold it forever, since no header read timeout applies: SIGTERM
-/// then never ended the process. Alerts are already flushed at this point, so after the
-/// grace period the server thread is left behind and dies with the process.
-fn shutdown_http(server: HttpServer) {
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let stopper = std::thread::Builder::new()
-        .name("fivewatch-http-stop".into())
-        .spawn(move || {
-            server.shutdown();
-            let _ = done_tx.send(());
-        });
-    if stopper.is_ok() && done_rx.recv_timeout(HTTP_SHUTDOWN_GRACE).is_err() {
-        tracing::warn!(
-            grace_s = HTTP_SHUTDOWN_GRACE.as_secs_f64(),
-            "metrics server still has open connections; exiting without waiting for them"
-        );
-    }
 }
 
 fn linger(secs: Option<f64>, stop: &AtomicBool) {
@@ -549,6 +583,7 @@ fn capture_loop(
                     let st = src.stats();
                     if st.supported {
                         if let Ok(m) = metrics.lock() {
+                            m.kernel_stats_supported.set(1);
                             m.kernel_packets.inc_by(st.kernel_packets - seen_pkts);
                             m.kernel_drops.inc_by(st.kernel_drops - seen_drops);
                         }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use fivewatch::app::{self, AlertSink, RunOptions, Source};
 use fivewatch::config::Config;
@@ -58,7 +59,7 @@ enum Command {
         /// Write alert records (JSON lines) to this file; "-" for standard output.
         #[arg(long, value_name = "FILE")]
         alerts: Option<PathBuf>,
-        /// Write the summary as JSON to this file.
+        /// Write the summary as JSON to this file; "-" for standard output.
         #[arg(long, value_name = "FILE")]
         stats_json: Option<PathBuf>,
         /// Capture files (pcap or pcapng, recognised by content), processed in order.
@@ -83,6 +84,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FIVEWATCH_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        // Colour only on a terminal (and never with NO_COLOR): journald and files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
     let cli = Cli::parse();
     match real_main(cli) {
@@ -97,7 +100,8 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig { file } => {
-            Config::load(&file)?;
+            let cfg = Config::load(&file)?;
+            app::preflight(&cfg).with_context(|| format!("config file {}", file.display()))?;
             println!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -109,18 +113,23 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let cfg = load(config.as_ref())?;
             let to_stdout = alerts.as_deref().is_some_and(|p| p.as_os_str() == "-");
+            let json_to_stdout = stats_json.as_deref().is_some_and(|p| p.as_os_str() == "-");
             let file = alerts.as_deref().filter(|_| !to_stdout);
             let mut sink = AlertSink::open(file, to_stdout)?;
             let summary = app::replay(&cfg, &pcaps, &mut sink);
             let text = summary.render();
-            if to_stdout {
+            if to_stdout || json_to_stdout {
                 eprint!("{text}");
             } else {
                 print!("{text}");
             }
             if let Some(p) = stats_json {
-                let json = serde_json::to_string_pretty(&summary)?;
-                std::fs::write(&p, json + "\n").map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+                let json = serde_json::to_string_pretty(&summary)? + "\n";
+                if p.as_os_str() == "-" {
+                    print!("{json}");
+                } else {
+                    std::fs::write(&p, json).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+                }
             }
             let failed = summary.files.iter().filter(|f| f.error.is_some()).count();
             if failed > 0 {
@@ -178,6 +187,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 anyhow::bail!("no packet source: give --interface NAME or --pcap FILE (or capture.interface / capture.pcap in the config)");
             };
+            app::preflight(&cfg)?;
             let metrics_listen = if cfg.metrics.listen.is_empty() {
                 None
             } else {

@@ -126,3 +126,59 @@ fn run_without_a_source_fails_and_mentions_interface() {
     assert!(o.status.code().is_some_and(|c| c != 0), "exit {:?}", o.status);
     assert!(stderr(&o).contains("--interface"), "{}", stderr(&o));
 }
+
+#[test]
+fn stats_json_dash_goes_to_stdout() {
+    let out = fivewatch(&[
+        "replay",
+        "--stats-json",
+        "-",
+        "tests/data/syn-flood-spoofed-sources.pcap",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON summary");
+    // tshark: 37841 frames (tests/data/expected/syn-flood-spoofed-sources.pcap.json).
+    assert_eq!(v["packets"], 37841);
+    assert!(!Path::new("-").exists(), "no file named '-' is written");
+    assert!(stderr(&out).contains("packets   37841"), "text summary on stderr");
+}
+
+#[test]
+fn check_config_rejects_what_run_could_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[capture]\npcap = \"/nonexistent/x.pcap\"\n", "capture.pcap"),
+        ("[capture]\ninterface = \"nosuch-if0\"\n", "capture.interface"),
+        ("[alerts]\nfile = \"/nonexistent/dir/a.jsonl\"\n", "alerts.file"),
+        ("[capture]\nsocket_buffer_bytes = 10\n", "capture.socket_buffer_bytes"),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let p = dir.path().join(format!("c{i}.toml"));
+        std::fs::write(&p, text).unwrap();
+        let out = fivewatch(&["check-config", p.to_str().unwrap()]);
+        assert!(!out.status.success(), "{text} must be rejected");
+        assert!(stderr(&out).contains(key), "message names {key}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn run_pcap_without_metrics_exits_when_the_file_ends() {
+    let start = std::time::Instant::now();
+    let out = fivewatch(&[
+        "run",
+        "--pcap",
+        "tests/data/syn-flood-small-200pkts.pcap",
+        "--speed",
+        "100",
+        "--metrics-listen",
+        "",
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "did not linger without a metrics server"
+    );
+    // The capture's 200 frames (tshark) were all processed.
+    assert!(stderr(&out).contains("packets=200"), "{}", stderr(&out));
+}

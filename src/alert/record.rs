@@ -120,6 +120,10 @@ pub struct AlertRecord {
     pub duration_s: f64,
     /// The host the alert is about: the victim (floods) or the scanner (scans).
     pub entity_ip: IpAddr,
+    /// The port the alert is about, when it is about one: the flooded port, or the port of
+    /// a horizontal scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_port: Option<u16>,
     /// Current value of the measured quantity (in `unit`).
     pub observed: f64,
     /// Highest value during the episode.
@@ -180,16 +184,19 @@ impl AlertRecord {
         let c = &ev.context;
         let (signature, category, detail_key, detail) = match &ev.detail {
             Detail::SynFlood { syn_packets, completed_handshakes, distinct_sources, sources_sample } => {
-                let target = match c.dest_port {
+                let target = match ev.scope_port {
                     Some(p) => format!("{}:{}", ev.entity, p),
                     None => format!("{} (all ports)", ev.entity),
                 };
                 (
-                    format!("SYN flood towards {target}: {:.0} half-open SYN/s over {:.0} s (threshold {:.0})", ev.observed.max(ev.peak), ev.window_s, ev.threshold),
+                    format!(
+                        "SYN flood towards {target}: {:.0} half-open SYN/s now, peak {:.0} (threshold {:.0}/s, {:.0} s window)",
+                        ev.observed, ev.peak, ev.threshold, ev.window_s
+                    ),
                     "Denial of Service",
                     "syn_flood",
                     serde_json::json!({
-                        "syn_packets": syn_packets,
+                    "syn_packets": syn_packets,
                         "completed_handshakes": completed_handshakes,
                         "distinct_sources": distinct_sources,
                         "sources_sample": sources_sample,
@@ -198,8 +205,12 @@ impl AlertRecord {
             }
             Detail::PortScan { scan_type, probes, distinct_ports, distinct_hosts, answered, targets_sample } => (
                 format!(
-                    "{scan_type} port scan from {}: {distinct_ports} ports on {distinct_hosts} hosts, {answered} of {probes} probes answered",
-                    ev.entity
+                    "{scan_type} port scan from {}: {probes} probes to {distinct_ports} distinct ports on {distinct_hosts} host{}, {answered} answered (threshold {:.0} unanswered {} in {:.0} s)",
+                    ev.entity,
+                    if *distinct_hosts == 1 { "" } else { "s" },
+                    ev.threshold,
+                    ev.unit,
+                    ev.window_s
                 ),
                 "Network Scan",
                 "port_scan",
@@ -253,6 +264,7 @@ impl AlertRecord {
             last_seen: eve_timestamp(ev.last_seen_ns),
             duration_s: (ev.last_seen_ns.saturating_sub(ev.first_seen_ns) / 1000) as f64 / 1e6,
             entity_ip: ev.entity,
+            entity_port: ev.scope_port,
             observed: round3(ev.observed),
             peak: round3(ev.peak),
             threshold: ev.threshold,

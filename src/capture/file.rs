@@ -38,13 +38,12 @@ const OPB_TYPE: u32 = 2;
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureFileError {
     /// The file could not be opened or read.
-    #[error("capture file {}: {source}", .path.display())]
+    #[error("capture file {}: {cause}", .path.display())]
     Io {
         /// Path as given to [`FileSource::open`].
         path: PathBuf,
-        /// Underlying I/O error.
-        #[source]
-        source: io::Error,
+        /// Underlying I/O error (part of the message, so not chained as a `source`).
+        cause: io::Error,
     },
     /// The content is not a valid capture (empty, unknown magic, truncated or corrupt).
     #[error(
@@ -148,7 +147,7 @@ impl FileSource {
         let mut offset = 0u64;
         let read_err = |path: &Path| CaptureFileError::Io {
             path: path.to_path_buf(),
-            source: io_slot
+            cause: io_slot
                 .borrow_mut()
                 .take()
                 .unwrap_or_else(|| io::Error::other("read failed")),
@@ -269,9 +268,9 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 /// Opens the file, recognises the format by magic number and reads the complete file header
 /// (pcap) or first section header block (pcapng).
 fn probe(path: &Path) -> Result<(Kind, Src), CaptureFileError> {
-    let io_err = |source| CaptureFileError::Io {
+    let io_err = |cause| CaptureFileError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let err0 = |reason, detail| format_err(path, 0, reason, detail);
     let mut file = File::open(path).map_err(io_err)?;

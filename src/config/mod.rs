@@ -17,15 +17,15 @@ const SEC: u64 = 1_000_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {}: {cause}", .path.display())]
     Io {
         /// File.
         path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (part of the message, so not chained as a `source`).
+        cause: std::io::Error,
     },
     /// TOML syntax error, unknown key or wrong type.
-    #[error("config file {path}: {message}")]
+    #[error("config file {}: {message}", .path.display())]
     Parse {
         /// File.
         path: PathBuf,
@@ -33,7 +33,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value out of range.
-    #[error("config file {path}: {key}: {message}")]
+    #[error("config file {}: {key}: {message}", .path.display())]
     Invalid {
         /// File.
         path: PathBuf,
@@ -60,7 +60,7 @@ pub struct CaptureSection {
     pub backend: String,
     /// Put the interface in promiscuous mode.
     pub promiscuous: bool,
-    /// Socket receive buffer, bytes.
+    /// Socket receive buffer, bytes (0 = kernel default, else at least 65536).
     pub socket_buffer_bytes: usize,
     /// Frames queued between capture and worker before drops, in batches of up to 256.
     pub queue_batches: usize,
@@ -254,9 +254,9 @@ fn secs(x: f64) -> u64 {
 impl Config {
     /// Read and validate `path`. Errors name the file, and the key and line where known.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
             path: path.into(),
-            source,
+            cause,
         })?;
         Config::parse(&text, path)
     }
@@ -296,6 +296,15 @@ impl Config {
             return bad(
                 "capture.backend",
                 format!("must be \"af_packet\" or \"pnet\", got {:?}", self.capture.backend),
+            );
+        }
+        if self.capture.socket_buffer_bytes != 0 && self.capture.socket_buffer_bytes < 65536 {
+            return bad(
+                "capture.socket_buffer_bytes",
+                format!(
+                    "must be 0 (kernel default) or at least 65536, got {}",
+                    self.capture.socket_buffer_bytes
+                ),
             );
         }
         if self.capture.queue_batches == 0 {

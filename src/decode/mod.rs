@@ -87,6 +87,30 @@ impl Layer {
         Layer::Gtpu,
     ];
 
+    /// The reasons a decoder of this layer can report (the metric series that exist).
+    pub fn reasons(self) -> &'static [Reason] {
+        use Reason::*;
+        match self {
+            Layer::Link => &[Truncated, UnsupportedLinkType],
+            Layer::Vlan => &[Truncated, TooManyHeaders],
+            Layer::Ipv4 => &[Truncated, BadVersion, BadHeaderLength, BadLength],
+            Layer::Ipv6 => &[Truncated, TooManyHeaders],
+            Layer::Tcp => &[Truncated, BadHeaderLength],
+            Layer::Udp => &[Truncated, BadLength],
+            Layer::Icmp | Layer::Sctp => &[Truncated],
+            Layer::Gtpu => &[
+                Truncated,
+                BadVersion,
+                NotGtpu,
+                BadLength,
+                ExtHeaderZeroLength,
+                ExtHeaderOverrun,
+                TooManyHeaders,
+                NonIpPayload,
+            ],
+        }
+    }
+
     /// Stable lower-case name used as the `layer` metric label.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -56,7 +56,7 @@ pub struct Context {
     pub src_port: Option<u16>,
     /// Destination address (victim or a sample target).
     pub dest_ip: IpAddr,
-    /// Destination port, when the episode is about one port.
+    /// Destination port of the sample packet (TCP, UDP, SCTP).
     pub dest_port: Option<u16>,
     /// IP protocol number.
     pub proto: u8,
@@ -67,13 +67,18 @@ pub struct Context {
 }
 
 impl Context {
-    /// Context of packet `p`.
-    pub fn of_packet(p: &Packet, dest_port: Option<u16>) -> Context {
+    /// Context of packet `p`: its 5-tuple and Community ID, so that the alert's EVE fields
+    /// describe one real flow an analyst can pivot on.
+    pub fn of_packet(p: &Packet) -> Context {
+        let ports = matches!(
+            p.proto,
+            crate::decode::ipproto::TCP | crate::decode::ipproto::UDP | crate::decode::ipproto::SCTP
+        );
         Context {
             src_ip: p.src,
-            src_port: (p.icmp.is_none()).then_some(p.src_port),
+            src_port: ports.then_some(p.src_port),
             dest_ip: p.dst,
-            dest_port,
+            dest_port: ports.then_some(p.dst_port),
             proto: p.proto,
             community_id: crate::flow::key::packet_community_id(0, p),
             tunnel: p.tunnel,
@@ -125,6 +130,9 @@ pub struct Event {
     pub phase: Phase,
     /// The host the episode is about: the victim (flood) or the scanner (scan).
     pub entity: IpAddr,
+    /// The port the episode is about, when it is about one (a flooded host:port, the port of
+    /// a horizontal scan).
+    pub scope_port: Option<u16>,
     /// Sequence number of the episode within its detector (for stable alert ids).
     pub episode: u64,
     /// Capture time of the first packet of the episode, ns since the Unix epoch.

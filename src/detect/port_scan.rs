@@ -49,6 +49,7 @@ struct Episode {
     ports: Box<[u64; 1024]>,
     hosts_exact: Vec<IpAddr>,
     hosts: Hll,
+    scope_port: Option<u16>,
     context: Context,
     dirty: bool,
     /// The `Open` event was sent (at the first tick after the threshold was crossed).
@@ -226,7 +227,8 @@ impl PortScan {
             ports: Box::new([0u64; 1024]),
             hosts_exact: Vec::new(),
             hosts: Hll::default(),
-            context: Context::of_packet(p, (scan_type == "horizontal").then_some(p.dst_port)),
+            scope_port: (scan_type == "horizontal").then_some(p.dst_port),
+            context: Context::of_packet(p),
             dirty: false,
             announced: false,
         };
@@ -299,6 +301,7 @@ fn event(cfg: &PortScanConfig, src: IpAddr, e: &Episode, phase: Phase) -> Event 
         kind: AlertKind::PortScan,
         phase,
         entity: src,
+        scope_port: e.scope_port,
         episode: e.id,
         first_seen_ns: e.first_ns,
         last_seen_ns: e.last_ns,

@@ -181,7 +181,7 @@ impl SynFlood {
             completed: 0,
             sources,
             sample: vec![p.src],
-            context: Context::of_packet(p, port),
+            context: Context::of_packet(p),
             dirty: false,
             announced: false,
         };
@@ -259,6 +259,7 @@ fn event(cfg: &SynFloodConfig, host: IpAddr, e: &Episode, phase: Phase) -> Event
         kind: AlertKind::SynFlood,
         phase,
         entity: host,
+        scope_port: e.port,
         episode: e.id,
         first_seen_ns: e.first_ns,
         last_seen_ns: e.last_ns,

@@ -38,6 +38,8 @@ pub struct Metrics {
     detector_full: IntCounterVec,
     /// Packets the kernel dropped before fivewatch read them (live capture).
     pub kernel_drops: IntCounter,
+    /// 1 when the source reports kernel packet/drop counters (live AF_PACKET), else 0.
+    pub kernel_stats_supported: IntGauge,
     /// Packets the kernel delivered to the capture socket (live capture).
     pub kernel_packets: IntCounter,
     /// Frames dropped because the worker queue was full.
@@ -122,8 +124,9 @@ impl Metrics {
                 "Keys a detector could not track because its table was full, by detector.",
                 &["detector"],
             ),
-            kernel_drops: counter(&r, "fivewatch_capture_kernel_drops_total", "Packets the kernel dropped before fivewatch read them (PACKET_STATISTICS, live AF_PACKET capture)."),
-            kernel_packets: counter(&r, "fivewatch_capture_kernel_packets_total", "Packets the kernel passed to the capture socket (PACKET_STATISTICS, live AF_PACKET capture)."),
+            kernel_drops: counter(&r, "fivewatch_capture_kernel_drops_total", "Packets the kernel dropped before fivewatch read them (PACKET_STATISTICS, live AF_PACKET capture; see fivewatch_capture_kernel_stats_supported)."),
+            kernel_stats_supported: reg(&r, IntGauge::new("fivewatch_capture_kernel_stats_supported", "1 when the capture source reports kernel packet and drop counters (live AF_PACKET), 0 otherwise (capture files, pnet backend): the kernel counters are then not measured.").expect("valid")),
+            kernel_packets: counter(&r, "fivewatch_capture_kernel_packets_total", "Packets the kernel passed to the capture socket (PACKET_STATISTICS, live AF_PACKET capture). On loopback the kernel counts every packet twice (outgoing and incoming copy); fivewatch processes it once."),
             queue_drops: counter(&r, "fivewatch_pipeline_queue_drops_total", "Frames dropped because the worker queue was full."),
             alert_sink_errors: counter(&r, "fivewatch_alert_sink_errors_total", "Alert records that could not be written to a sink."),
             processing_seconds: reg(
@@ -145,8 +148,9 @@ impl Metrics {
         for (name, _) in LINK_TYPES {
             m.link_types.with_label_values(&[name]);
         }
+        m.kernel_stats_supported.set(0);
         for l in Layer::ALL {
-            for rsn in Reason::ALL {
+            for rsn in l.reasons() {
                 m.decode_errors.with_label_values(&[l.as_str(), rsn.as_str()]);
             }
         }

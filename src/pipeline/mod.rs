@@ -14,14 +14,13 @@ use crate::flow::{FlowKey, FlowTable};
 const SEC: u64 = 1_000_000_000;
 
 /// Link-type label names and the LINKTYPE_ values they cover (last: everything else).
-pub const LINK_TYPES: [(&str, &[u32]); 7] = [
+pub const LINK_TYPES: [(&str, &[u32]); 6] = [
     ("ethernet", &[1]),
     ("linux_sll", &[113]),
     ("linux_sll2", &[276]),
     ("raw_ip", &[101, 12, 14, 228, 229]),
     ("null", &[0, 108]),
     ("unsupported", &[]),
-    ("_reserved", &[]),
 ];
 
 /// Transport label names, in [`Stats::transports`] order.
@@ -46,7 +45,7 @@ pub struct Stats {
     /// Wire bytes of the frames processed.
     pub bytes: u64,
     /// Frames per link type, indexed like [`LINK_TYPES`].
-    pub link_types: [u64; 7],
+    pub link_types: [u64; 6],
     /// Decode errors (fatal and non-fatal) by [`Layer::ALL`] × [`Reason::ALL`] index.
     pub decode_errors: [[u64; 10]; 9],
     /// Frames that carry no IP.
