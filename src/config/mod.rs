@@ -174,6 +174,8 @@ pub struct SynFloodSection {
     pub max_tracked_hosts: usize,
     /// Most destination host:port pairs tracked.
     pub max_tracked_ports: usize,
+    /// Most SYN-flood alerts open at once; further episodes are counted, not opened.
+    pub max_open_alerts: usize,
 }
 
 impl Default for SynFloodSection {
@@ -186,6 +188,7 @@ impl Default for SynFloodSection {
             resolve_after_s: 30.0,
             max_tracked_hosts: 65536,
             max_tracked_ports: 262144,
+            max_open_alerts: 1024,
         }
     }
 }
@@ -206,6 +209,10 @@ pub struct PortScanSection {
     pub resolve_after_s: f64,
     /// Most sources tracked.
     pub max_tracked_sources: usize,
+    /// Most unanswered-probe records kept over all sources.
+    pub max_tracked_probes: usize,
+    /// Most port-scan alerts open at once; further episodes are counted, not opened.
+    pub max_open_alerts: usize,
 }
 
 impl Default for PortScanSection {
@@ -217,6 +224,8 @@ impl Default for PortScanSection {
             horizontal_hosts: 100,
             resolve_after_s: 60.0,
             max_tracked_sources: 65536,
+            max_tracked_probes: 1_000_000,
+            max_open_alerts: 1024,
         }
     }
 }
@@ -280,36 +289,46 @@ impl Config {
                 message,
             })
         };
-        let pos = |key: &'static str, v: f64| -> Result<(), ConfigError> {
-            if v.is_finite() && v > 0.0 {
+        // A number in [lo, hi] (finite; `inf`/`nan` rejected).
+        let range = |key: &'static str, v: f64, lo: f64, hi: f64| -> Result<(), ConfigError> {
+            if v.is_finite() && v >= lo && v <= hi {
                 Ok(())
             } else {
                 Err(ConfigError::Invalid {
                     path: path.into(),
                     key,
-                    message: format!("must be a number > 0, got {v}"),
+                    message: format!("must be between {lo} and {hi}, got {v}"),
                 })
             }
         };
-        pos("capture.replay_speed", self.capture.replay_speed)?;
+        let count = |key: &'static str, v: usize, lo: usize, hi: usize| -> Result<(), ConfigError> {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    path: path.into(),
+                    key,
+                    message: format!("must be between {lo} and {hi}, got {v}"),
+                })
+            }
+        };
+        const DAY: f64 = 86_400.0;
+        range("capture.replay_speed", self.capture.replay_speed, 0.001, 1e6)?;
         if !matches!(self.capture.backend.as_str(), "af_packet" | "pnet") {
             return bad(
                 "capture.backend",
                 format!("must be \"af_packet\" or \"pnet\", got {:?}", self.capture.backend),
             );
         }
-        if self.capture.socket_buffer_bytes != 0 && self.capture.socket_buffer_bytes < 65536 {
-            return bad(
+        if self.capture.socket_buffer_bytes != 0 {
+            count(
                 "capture.socket_buffer_bytes",
-                format!(
-                    "must be 0 (kernel default) or at least 65536, got {}",
-                    self.capture.socket_buffer_bytes
-                ),
-            );
+                self.capture.socket_buffer_bytes,
+                65536,
+                1 << 31,
+            )?;
         }
-        if self.capture.queue_batches == 0 {
-            return bad("capture.queue_batches", "must be at least 1".into());
-        }
+        count("capture.queue_batches", self.capture.queue_batches, 1, 65536)?;
         if !self.capture.interface.is_empty() && !self.capture.pcap.is_empty() {
             return bad(
                 "capture.pcap",
@@ -322,44 +341,74 @@ impl Config {
                 format!("not an IP:port address: {:?}", self.metrics.listen),
             );
         }
-        pos("alerts.update_interval_s", self.alerts.update_interval_s)?;
-        if self.flow.capacity == 0 || self.flow.capacity > u32::MAX as usize - 1 {
-            return bad("flow.capacity", format!("must be between 1 and {}", u32::MAX - 1));
-        }
-        pos("flow.tcp_new_timeout_s", self.flow.tcp_new_timeout_s)?;
-        pos("flow.tcp_established_timeout_s", self.flow.tcp_established_timeout_s)?;
-        pos("flow.tcp_closed_timeout_s", self.flow.tcp_closed_timeout_s)?;
-        pos("flow.udp_timeout_s", self.flow.udp_timeout_s)?;
-        pos("flow.other_timeout_s", self.flow.other_timeout_s)?;
+        range("alerts.update_interval_s", self.alerts.update_interval_s, 1.0, DAY)?;
+        count("flow.capacity", self.flow.capacity, 1, 100_000_000)?;
+        range("flow.tcp_new_timeout_s", self.flow.tcp_new_timeout_s, 0.001, 7.0 * DAY)?;
+        range(
+            "flow.tcp_established_timeout_s",
+            self.flow.tcp_established_timeout_s,
+            0.001,
+            7.0 * DAY,
+        )?;
+        range(
+            "flow.tcp_closed_timeout_s",
+            self.flow.tcp_closed_timeout_s,
+            0.001,
+            7.0 * DAY,
+        )?;
+        range("flow.udp_timeout_s", self.flow.udp_timeout_s, 0.001, 7.0 * DAY)?;
+        range("flow.other_timeout_s", self.flow.other_timeout_s, 0.001, 7.0 * DAY)?;
         let s = &self.detect.syn_flood;
-        pos("detect.syn_flood.window_s", s.window_s)?;
-        pos("detect.syn_flood.port_threshold_syn_per_s", s.port_threshold_syn_per_s)?;
-        pos("detect.syn_flood.host_threshold_syn_per_s", s.host_threshold_syn_per_s)?;
-        pos("detect.syn_flood.resolve_after_s", s.resolve_after_s)?;
-        if s.max_tracked_hosts == 0 || s.max_tracked_ports == 0 {
-            return bad(
-                "detect.syn_flood.max_tracked_hosts",
-                "table sizes must be at least 1".into(),
-            );
-        }
+        range("detect.syn_flood.window_s", s.window_s, 0.1, 3600.0)?;
+        range(
+            "detect.syn_flood.port_threshold_syn_per_s",
+            s.port_threshold_syn_per_s,
+            0.001,
+            1e9,
+        )?;
+        range(
+            "detect.syn_flood.host_threshold_syn_per_s",
+            s.host_threshold_syn_per_s,
+            0.001,
+            1e9,
+        )?;
+        range("detect.syn_flood.resolve_after_s", s.resolve_after_s, 0.0, DAY)?;
+        count(
+            "detect.syn_flood.max_tracked_hosts",
+            s.max_tracked_hosts,
+            1,
+            100_000_000,
+        )?;
+        count(
+            "detect.syn_flood.max_tracked_ports",
+            s.max_tracked_ports,
+            1,
+            100_000_000,
+        )?;
+        count("detect.syn_flood.max_open_alerts", s.max_open_alerts, 1, 1_000_000)?;
         let p = &self.detect.port_scan;
-        pos("detect.port_scan.window_s", p.window_s)?;
-        pos("detect.port_scan.resolve_after_s", p.resolve_after_s)?;
-        if p.vertical_ports < 2 || p.horizontal_hosts < 2 {
-            return bad(
-                "detect.port_scan.vertical_ports",
-                "vertical_ports and horizontal_hosts must be at least 2".into(),
-            );
-        }
-        if p.vertical_ports > 65536 || p.horizontal_hosts > 1_000_000 {
-            return bad(
-                "detect.port_scan.vertical_ports",
-                "vertical_ports at most 65536, horizontal_hosts at most 1000000".into(),
-            );
-        }
-        if p.max_tracked_sources == 0 {
-            return bad("detect.port_scan.max_tracked_sources", "must be at least 1".into());
-        }
+        range("detect.port_scan.window_s", p.window_s, 0.1, DAY)?;
+        range("detect.port_scan.resolve_after_s", p.resolve_after_s, 0.0, DAY)?;
+        count("detect.port_scan.vertical_ports", p.vertical_ports as usize, 2, 4096)?;
+        count(
+            "detect.port_scan.horizontal_hosts",
+            p.horizontal_hosts as usize,
+            2,
+            4096,
+        )?;
+        count(
+            "detect.port_scan.max_tracked_sources",
+            p.max_tracked_sources,
+            1,
+            100_000_000,
+        )?;
+        count(
+            "detect.port_scan.max_tracked_probes",
+            p.max_tracked_probes,
+            1,
+            1_000_000_000,
+        )?;
+        count("detect.port_scan.max_open_alerts", p.max_open_alerts, 1, 1_000_000)?;
         Ok(())
     }
 
@@ -385,6 +434,7 @@ impl Config {
             resolve_after_ns: secs(s.resolve_after_s),
             max_hosts: s.max_tracked_hosts,
             max_ports: s.max_tracked_ports,
+            max_open_alerts: s.max_open_alerts,
         })
     }
 
@@ -397,6 +447,8 @@ impl Config {
             horizontal_hosts: p.horizontal_hosts,
             resolve_after_ns: secs(p.resolve_after_s),
             max_sources: p.max_tracked_sources,
+            max_probes: p.max_tracked_probes,
+            max_open_alerts: p.max_open_alerts,
         })
     }
 }

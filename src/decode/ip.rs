@@ -7,8 +7,8 @@ use super::link::be16;
 use super::transport::transport;
 use super::{gtpu, ipproto, DecodeError, Fragment, Layer, Packet, Reason, Tunnel};
 
-/// Most IPv6 extension headers walked before `ipv6: too_many_headers`.
-pub const MAX_IPV6_EXT_HEADERS: usize = 8;
+/// Most IPv6 extension headers walked; a packet with more is `ipv6: too_many_headers`.
+pub const MAX_IPV6_EXT_HEADERS: usize = 16;
 
 /// The parts of an IP header the rest of the decoder needs.
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +115,8 @@ fn parse_ipv6(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
     let mut next = d[6];
     let mut off = 40usize;
     let mut fragment = Fragment::None;
-    for _ in 0..MAX_IPV6_EXT_HEADERS {
+    // One pass per extension header, plus the pass that reaches the transport.
+    for _ in 0..=MAX_IPV6_EXT_HEADERS {
         let hdr_len = match next {
             // Hop-by-Hop, Routing, Destination Options, Mobility, HIP, Shim6, experimental
             // (RFC 8200 §4.1, RFC 7045): (Hdr Ext Len + 1) * 8 octets.
@@ -384,6 +385,34 @@ mod tests {
         assert_eq!(
             decode_ip(&p[..21], true).unwrap_err(),
             DecodeError::new(Layer::Ipv4, Reason::Truncated)
+        );
+    }
+
+    /// `n` Destination Options headers (8 octets each) before TCP.
+    fn ipv6_with_dst_opts(n: usize) -> Vec<u8> {
+        let plen = n * 8 + 20;
+        let first = if n == 0 { 6 } else { 60 };
+        let mut p = vec![0x60, 0, 0, 0, (plen >> 8) as u8, plen as u8, first, 64];
+        p.extend_from_slice(&[0u8; 32]);
+        for i in 0..n {
+            let next = if i + 1 == n { 6 } else { 60 };
+            p.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        let mut tcp = [0u8; 20];
+        tcp[2..4].copy_from_slice(&443u16.to_be_bytes());
+        tcp[12] = 0x50;
+        tcp[13] = 0x02;
+        p.extend_from_slice(&tcp);
+        p
+    }
+
+    #[test]
+    fn ipv6_extension_header_limit_is_inclusive() {
+        let pkt = decode_ip(&ipv6_with_dst_opts(MAX_IPV6_EXT_HEADERS), true).unwrap();
+        assert_eq!((pkt.proto, pkt.dst_port, pkt.tcp_flags), (6, 443, 0x02));
+        assert_eq!(
+            decode_ip(&ipv6_with_dst_opts(MAX_IPV6_EXT_HEADERS + 1), true).unwrap_err(),
+            DecodeError::new(Layer::Ipv6, Reason::TooManyHeaders)
         );
     }
 

@@ -187,12 +187,30 @@ impl Detectors {
         }
     }
 
-    /// Keys refused because a detector table was full, per detector.
-    pub fn rejected(&self) -> [(AlertKind, u64); 2] {
+    /// Table entries evicted to make room, per detector (in [`AlertKind::ALL`] order).
+    pub fn evicted(&self) -> [u64; 2] {
         [
-            (AlertKind::SynFlood, self.syn_flood.as_ref().map_or(0, |d| d.rejected())),
-            (AlertKind::PortScan, self.port_scan.as_ref().map_or(0, |d| d.rejected())),
+            self.syn_flood.as_ref().map_or(0, |d| d.evicted()),
+            self.port_scan.as_ref().map_or(0, |d| d.evicted()),
         ]
+    }
+
+    /// Episodes not opened because the detector's `max_open_alerts` were open, per detector.
+    pub fn suppressed(&self) -> [u64; 2] {
+        [
+            self.syn_flood.as_ref().map_or(0, |d| d.suppressed),
+            self.port_scan.as_ref().map_or(0, |d| d.suppressed),
+        ]
+    }
+
+    /// End every open episode and forget all detector state (capture time jumped backwards).
+    pub fn reset(&mut self, out: &mut Vec<Event>) {
+        if let Some(d) = &mut self.syn_flood {
+            d.reset(out);
+        }
+        if let Some(d) = &mut self.port_scan {
+            d.reset(out);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use super::hll::Hll;
-use super::window::BoundedMap;
+use super::window::LruMap;
 use super::{hash_ip, AlertKind, Context, Detail, Event, Phase};
 use crate::decode::{ipproto, tcpflags, Packet};
 use crate::flow::table::{Flow, Update};
@@ -28,11 +28,11 @@ pub struct PortScanConfig {
     pub resolve_after_ns: u64,
     /// Most sources tracked at once.
     pub max_sources: usize,
+    /// Most probes remembered over all sources at once.
+    pub max_probes: usize,
+    /// Most episodes open at once; crossings beyond are counted, not opened.
+    pub max_open_alerts: usize,
 }
-
-/// Most distinct probes remembered per source and window: a source spreading more probes
-/// than this over hosts and ports without reaching either threshold is not tracked further.
-const MAX_PROBES: usize = 8192;
 
 type FastMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -102,25 +102,60 @@ impl Source {
 /// The port scan detector of one worker.
 pub struct PortScan {
     cfg: PortScanConfig,
-    sources: BoundedMap<IpAddr, Source>,
+    sources: LruMap<IpAddr, Source>,
     open: Vec<IpAddr>,
     next_id: u64,
+    /// Probes remembered over all sources (bounded by `max_tracked_probes`).
+    probes_held: usize,
+    /// Most distinct probes remembered per source and window (32 x the larger threshold):
+    /// enough to reach either threshold when the probes are spread over several hosts or
+    /// ports, while one source cannot take the whole global budget.
+    per_source_probes: usize,
+    /// Probes not remembered because a per-source or the global budget was spent.
+    pub probes_dropped: u64,
+    /// Episodes not opened because `max_open_alerts` were already open.
+    pub suppressed: u64,
+}
+
+fn has_episode(s: &Source) -> bool {
+    s.episode.is_some()
 }
 
 impl PortScan {
     /// A detector with settings `cfg`.
     pub fn new(cfg: PortScanConfig) -> Self {
+        // Enough for a scan interleaved over 32 targets to reach the threshold on each; the
+        // global `max_probes` budget is what bounds memory.
+        let per_source_probes = (cfg.vertical_ports.max(cfg.horizontal_hosts) as usize * 32).min(65_536);
         PortScan {
-            sources: BoundedMap::new(cfg.max_sources),
+            sources: LruMap::new(cfg.max_sources),
             cfg,
             open: Vec::new(),
             next_id: 0,
+            probes_held: 0,
+            per_source_probes,
+            probes_dropped: 0,
+            suppressed: 0,
         }
     }
 
-    /// Keys refused because the table was full.
-    pub fn rejected(&self) -> u64 {
-        self.sources.rejected
+    /// Sources evicted from the table to make room (least recently used first).
+    pub fn evicted(&self) -> u64 {
+        self.sources.evicted
+    }
+
+    /// End every open episode (`Close` events for the announced ones) and forget all state:
+    /// used when capture time jumps backwards and the windows no longer mean anything.
+    pub fn reset(&mut self, out: &mut Vec<Event>) {
+        for src in std::mem::take(&mut self.open) {
+            if let Some(e) = self.sources.get_mut(&src).and_then(|s| s.episode.take()) {
+                if e.announced {
+                    out.push(event(&self.cfg, src, &e, Phase::Close));
+                }
+            }
+        }
+        self.sources = LruMap::new(self.cfg.max_sources);
+        self.probes_held = 0;
     }
 
     /// Account one packet.
@@ -165,9 +200,10 @@ impl PortScan {
             return;
         }
         let w = self.cfg.window_ns;
-        let Some(s) = self.sources.entry(p.src, Source::default) else {
-            return;
-        };
+        let held = &mut self.probes_held;
+        let s = self.sources.entry_evicting(p.src, Source::default, has_episode, |old| {
+            *held = held.saturating_sub(old.probes.len())
+        });
         if let Some(e) = &mut s.episode {
             e.probes += 1;
             e.last_ns = e.last_ns.max(ts);
@@ -176,15 +212,19 @@ impl PortScan {
             return;
         }
         if s.window_start == 0 || ts.saturating_sub(s.window_start) >= w {
+            self.probes_held = self.probes_held.saturating_sub(s.probes.len());
             s.reset(ts);
         }
-        if s.probes.len() >= MAX_PROBES {
-            return;
-        }
         let (d, port) = (p.dst, p.dst_port);
-        if s.probes.insert((d, port), false).is_some() {
+        if s.probes.contains_key(&(d, port)) {
             return;
         }
+        if s.probes.len() >= self.per_source_probes || self.probes_held >= self.cfg.max_probes {
+            self.probes_dropped += 1;
+            return;
+        }
+        s.probes.insert((d, port), false);
+        self.probes_held += 1;
         let vertical = {
             let n = s.per_host.entry(d).or_insert(0);
             *n += 1;
@@ -213,6 +253,10 @@ impl PortScan {
                 f64::from(self.cfg.horizontal_hosts),
             ),
         };
+        if self.open.len() >= self.cfg.max_open_alerts {
+            self.suppressed += 1;
+            return;
+        }
         self.next_id += 1;
         let mut e = Episode {
             id: self.next_id,
@@ -235,6 +279,7 @@ impl PortScan {
         for (dst, port) in s.probes.keys() {
             e.add_target(*dst, *port);
         }
+        self.probes_held = self.probes_held.saturating_sub(s.probes.len());
         s.reset(s.window_start);
         s.episode = Some(Box::new(e));
         self.open.push(p.src);
@@ -275,8 +320,14 @@ impl PortScan {
             i += 1;
         }
         let w = self.cfg.window_ns;
-        self.sources
-            .retain(|_, s| s.episode.is_some() || now.saturating_sub(s.window_start) < w);
+        let held = &mut self.probes_held;
+        self.sources.retain(|_, s| {
+            let keep = s.episode.is_some() || now.saturating_sub(s.window_start) < w;
+            if !keep {
+                *held = held.saturating_sub(s.probes.len());
+            }
+            keep
+        });
     }
 
     /// Final `Update` events for open episodes with unreported changes (end of input).

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::hll::Hll;
-use super::window::{BoundedMap, RateWindow};
+use super::window::{LruMap, RateWindow};
 use super::{hash_ip, AlertKind, Context, Detail, Event, Phase};
 use crate::decode::{ipproto, tcpflags, Packet};
 use crate::flow::table::{Flow, Update};
@@ -29,6 +29,8 @@ pub struct SynFloodConfig {
     pub max_hosts: usize,
     /// Most destination host:port pairs tracked at once.
     pub max_ports: usize,
+    /// Most episodes open at once; crossings beyond are counted, not opened.
+    pub max_open_alerts: usize,
 }
 
 #[derive(Debug, Default)]
@@ -77,27 +79,52 @@ struct Host {
 /// The SYN flood detector of one worker.
 pub struct SynFlood {
     cfg: SynFloodConfig,
-    hosts: BoundedMap<IpAddr, Host>,
-    ports: BoundedMap<(IpAddr, u16), Counters>,
+    hosts: LruMap<IpAddr, Host>,
+    ports: LruMap<(IpAddr, u16), Counters>,
     open: Vec<IpAddr>,
     next_id: u64,
+    /// Episodes not opened because `max_open_alerts` were already open.
+    pub suppressed: u64,
+}
+
+fn has_episode(h: &Host) -> bool {
+    h.episode.is_some()
+}
+
+fn never(_: &Counters) -> bool {
+    false
 }
 
 impl SynFlood {
     /// A detector with settings `cfg`.
     pub fn new(cfg: SynFloodConfig) -> Self {
         SynFlood {
-            hosts: BoundedMap::new(cfg.max_hosts),
-            ports: BoundedMap::new(cfg.max_ports),
+            hosts: LruMap::new(cfg.max_hosts),
+            ports: LruMap::new(cfg.max_ports),
             cfg,
             open: Vec::new(),
             next_id: 0,
+            suppressed: 0,
         }
     }
 
-    /// Keys refused because a table was full.
-    pub fn rejected(&self) -> u64 {
-        self.hosts.rejected + self.ports.rejected
+    /// Entries evicted from the detector's tables to make room (least recently used first).
+    pub fn evicted(&self) -> u64 {
+        self.hosts.evicted + self.ports.evicted
+    }
+
+    /// End every open episode (`Close` events for the announced ones) and forget all state:
+    /// used when capture time jumps backwards and the windows no longer mean anything.
+    pub fn reset(&mut self, out: &mut Vec<Event>) {
+        for host in std::mem::take(&mut self.open) {
+            if let Some(e) = self.hosts.get_mut(&host).and_then(|h| h.episode.take()) {
+                if e.announced {
+                    out.push(event(&self.cfg, host, &e, Phase::Close));
+                }
+            }
+        }
+        self.hosts = LruMap::new(self.cfg.max_hosts);
+        self.ports = LruMap::new(self.cfg.max_ports);
     }
 
     /// Episodes currently open.
@@ -118,15 +145,11 @@ impl SynFlood {
         let w = self.cfg.window_ns;
         // A SYN counts against its destination; a completed handshake against the responder.
         let (host, port) = if syn { (p.dst, p.dst_port) } else { flow.responder() };
-        let Some(pc) = self.ports.entry((host, port), Counters::default) else {
-            return;
-        };
+        let pc = self.ports.entry((host, port), Counters::default, never);
         if pc.first_ns == 0 {
             pc.first_ns = ts;
         }
-        let Some(h) = self.hosts.entry(host, Host::default) else {
-            return;
-        };
+        let h = self.hosts.entry(host, Host::default, has_episode);
         if h.c.first_ns == 0 {
             h.c.first_ns = ts;
         }
@@ -163,13 +186,18 @@ impl SynFlood {
         } else {
             return;
         };
+        if self.open.len() >= self.cfg.max_open_alerts {
+            self.suppressed += 1;
+            return;
+        }
         let mut sources = Hll::default();
         sources.add(hash_ip(&p.src));
         self.next_id += 1;
         let e = Episode {
             id: self.next_id,
-            // The episode starts with the first SYN of the build-up that crossed the threshold.
-            first_ns: if port.is_some() { pc.first_ns } else { h.c.first_ns },
+            // The episode starts with the first SYN of the window in which the threshold was
+            // crossed (not earlier: the destination may have seen normal traffic for long).
+            first_ns: (if port.is_some() { pc.first_ns } else { h.c.first_ns }).max(ts.saturating_sub(w)),
             last_ns: ts,
             quiet_since: None,
             port,
@@ -195,7 +223,7 @@ impl SynFlood {
         let mut i = 0;
         while i < self.open.len() {
             let host = self.open[i];
-            let rate_port = |ports: &mut BoundedMap<(IpAddr, u16), Counters>, port| {
+            let rate_port = |ports: &mut LruMap<(IpAddr, u16), Counters>, port| {
                 ports.get_mut(&(host, port)).map_or(0.0, |c| c.rate(now, w))
             };
             let Some(h) = self.hosts.get_mut(&host) else {

@@ -2,7 +2,9 @@
 
 use std::hash::Hash;
 
-use hashbrown::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 /// Event counter over a sliding window of capture time, approximated by two adjacent
 /// fixed buckets (the previous bucket is weighted by how much of it still overlaps the
@@ -53,61 +55,201 @@ impl RateWindow {
     }
 }
 
-/// A hash map with a fixed capacity and a keyed, randomly seeded hash (attackers choose
-/// the keys). When full, new keys are refused and counted in `rejected`; callers sweep
-/// stale entries with [`BoundedMap::retain`].
-pub struct BoundedMap<K, V> {
-    map: HashMap<K, V, foldhash::fast::RandomState>,
+/// A hash map with a fixed capacity, a keyed (randomly seeded) hash — attackers choose the
+/// keys — and least-recently-used eviction: when full, inserting a key evicts the entry
+/// touched longest ago, so junk keys cannot keep a real victim or scanner out of the table
+/// (an attack is touched all the time, junk cycling through the table is not). Entries for
+/// which the `protected` predicate holds (an open alert episode) are skipped by eviction.
+/// O(1) per operation; nothing allocates once the table has grown to capacity.
+pub struct LruMap<K, V> {
+    index: HashTable<u32>,
+    nodes: Vec<Node<K, V>>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+    hasher: foldhash::fast::RandomState,
     capacity: usize,
-    /// Keys refused because the map was full.
-    pub rejected: u64,
+    /// Entries evicted to make room since start.
+    pub evicted: u64,
 }
 
-impl<K: Hash + Eq, V> BoundedMap<K, V> {
-    /// A map of at most `capacity` entries.
+const NIL: u32 = u32::MAX;
+
+struct Node<K, V> {
+    kv: Option<(K, V)>,
+    prev: u32,
+    next: u32,
+}
+
+impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
+    /// A map of at most `capacity` entries (at least 1).
     pub fn new(capacity: usize) -> Self {
-        BoundedMap {
-            map: HashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
-            capacity: capacity.max(1),
-            rejected: 0,
+        LruMap {
+            index: HashTable::with_capacity(capacity.min(4096)),
+            nodes: Vec::with_capacity(capacity.min(4096)),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            hasher: Default::default(),
+            capacity: capacity.clamp(1, NIL as usize - 1),
+            evicted: 0,
         }
     }
 
-    /// The entry for `k`, inserted with `make` when absent; `None` when the map is full.
+    fn find(&self, k: &K) -> Option<u32> {
+        let h = self.hasher.hash_one(k);
+        let nodes = &self.nodes;
+        self.index
+            .find(h, |&i| nodes[i as usize].kv.as_ref().is_some_and(|(nk, _)| nk == k))
+            .copied()
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (p, n) = (self.nodes[i as usize].prev, self.nodes[i as usize].next);
+        match p {
+            NIL => self.head = n,
+            p => self.nodes[p as usize].next = n,
+        }
+        match n {
+            NIL => self.tail = p,
+            n => self.nodes[n as usize].prev = p,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        self.nodes[i as usize].prev = NIL;
+        self.nodes[i as usize].next = old;
+        match old {
+            NIL => self.tail = i,
+            o => self.nodes[o as usize].prev = i,
+        }
+        self.head = i;
+    }
+
+    fn remove_slot(&mut self, i: u32) -> Option<(K, V)> {
+        self.unlink(i);
+        let kv = self.nodes[i as usize].kv.take();
+        if let Some((k, _)) = &kv {
+            let h = self.hasher.hash_one(k);
+            if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
+                e.remove();
+            }
+        }
+        self.free.push(i);
+        kv
+    }
+
+    /// The entry for `k`, made most recently used; inserted with `make` when absent, evicting
+    /// the least recently used entry that is not `protected` when the map is full.
     #[inline]
-    pub fn entry(&mut self, k: K, make: impl FnOnce() -> V) -> Option<&mut V> {
-        let full = self.map.len() >= self.capacity;
-        match self.map.entry(k) {
-            hashbrown::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
-            hashbrown::hash_map::Entry::Vacant(v) => {
-                if full {
-                    self.rejected += 1;
-                    None
-                } else {
-                    Some(v.insert(make()))
+    pub fn entry(&mut self, k: K, make: impl FnOnce() -> V, protected: impl Fn(&V) -> bool) -> &mut V {
+        self.entry_evicting(k, make, protected, |_| {})
+    }
+
+    /// As [`LruMap::entry`]; an evicted value is handed to `on_evict` before it is dropped.
+    #[inline]
+    pub fn entry_evicting(
+        &mut self,
+        k: K,
+        make: impl FnOnce() -> V,
+        protected: impl Fn(&V) -> bool,
+        on_evict: impl FnOnce(V),
+    ) -> &mut V {
+        let i = match self.find(&k) {
+            Some(i) => {
+                if self.head != i {
+                    self.unlink(i);
+                    self.push_front(i);
                 }
+                i
+            }
+            None => {
+                if self.index.len() >= self.capacity {
+                    if let Some(v) = self.evict_one(&protected) {
+                        on_evict(v);
+                    }
+                }
+                let node = Node {
+                    kv: Some((k.clone(), make())),
+                    prev: NIL,
+                    next: NIL,
+                };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.nodes[i as usize] = node;
+                        i
+                    }
+                    None => {
+                        self.nodes.push(node);
+                        (self.nodes.len() - 1) as u32
+                    }
+                };
+                let h = self.hasher.hash_one(&k);
+                let (nodes, hasher) = (&self.nodes, &self.hasher);
+                self.index.insert_unique(h, i, |&j| {
+                    nodes[j as usize].kv.as_ref().map_or(0, |(nk, _)| hasher.hash_one(nk))
+                });
+                self.push_front(i);
+                i
+            }
+        };
+        match &mut self.nodes[i as usize].kv {
+            Some((_, v)) => v,
+            None => unreachable!("a linked node holds an entry"),
+        }
+    }
+
+    /// Evict the least recently used unprotected entry; protected ones met on the way are
+    /// moved to the front. If every entry is protected, the oldest is evicted anyway: the
+    /// capacity is a hard bound.
+    fn evict_one(&mut self, protected: &impl Fn(&V) -> bool) -> Option<V> {
+        let mut budget = self.index.len();
+        let mut t = self.tail;
+        while t != NIL && budget > 0 {
+            let keep = self.nodes[t as usize].kv.as_ref().is_some_and(|(_, v)| protected(v));
+            if !keep {
+                break;
+            }
+            self.unlink(t);
+            self.push_front(t);
+            t = self.tail;
+            budget -= 1;
+        }
+        if t == NIL {
+            return None;
+        }
+        self.evicted += 1;
+        self.remove_slot(t).map(|(_, v)| v)
+    }
+
+    /// The entry for `k`, if present (its recency is left alone).
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        let i = self.find(k)?;
+        self.nodes[i as usize].kv.as_mut().map(|(_, v)| v)
+    }
+
+    /// Keep only the entries for which `f` returns true.
+    pub fn retain(&mut self, mut f: impl FnMut(&K, &mut V) -> bool) {
+        for i in 0..self.nodes.len() as u32 {
+            let drop = match &mut self.nodes[i as usize].kv {
+                Some((k, v)) => !f(k, v),
+                None => false,
+            };
+            if drop {
+                self.remove_slot(i);
             }
         }
     }
 
-    /// The entry for `k`, if present.
-    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
-        self.map.get_mut(k)
-    }
-
-    /// Keep only the entries for which `f` returns true.
-    pub fn retain(&mut self, f: impl FnMut(&K, &mut V) -> bool) {
-        self.map.retain(f)
-    }
-
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 }
 
@@ -130,12 +272,38 @@ mod tests {
     }
 
     #[test]
-    fn bounded_map_refuses_when_full() {
-        let mut m = BoundedMap::new(2);
-        assert!(m.entry(1, || 0).is_some());
-        assert!(m.entry(2, || 0).is_some());
-        assert!(m.entry(3, || 0).is_none());
-        assert!(m.entry(1, || 0).is_some());
-        assert_eq!((m.len(), m.rejected), (2, 1));
+    fn lru_map_evicts_least_recently_used_unprotected() {
+        let mut m: LruMap<u32, u32> = LruMap::new(3);
+        let unprotected = |_: &u32| false;
+        *m.entry(1, || 10, unprotected) += 1;
+        m.entry(2, || 20, unprotected);
+        m.entry(3, || 30, unprotected);
+        m.entry(1, || 0, unprotected); // 1 is now the most recent; 2 the least
+        m.entry(4, || 40, unprotected);
+        assert_eq!((m.len(), m.evicted), (3, 1));
+        assert!(m.get_mut(&2).is_none());
+        assert_eq!(m.get_mut(&1).copied(), Some(11));
+        // Protected entries (value >= 30 here) survive; 1 (value 11) goes.
+        m.entry(5, || 50, |v| *v >= 30);
+        assert!(m.get_mut(&1).is_none());
+        assert!(m.get_mut(&3).is_some() && m.get_mut(&4).is_some() && m.get_mut(&5).is_some());
+        m.retain(|k, _| *k != 4);
+        assert_eq!(m.len(), 2);
+        m.entry(6, || 60, unprotected);
+        m.entry(7, || 70, unprotected);
+        assert_eq!(m.len(), 3, "capacity is a hard bound");
+    }
+
+    /// Junk keys cycling through a full table do not evict a key touched all the time.
+    #[test]
+    fn hot_key_survives_churn() {
+        let mut m: LruMap<u32, u32> = LruMap::new(100);
+        for round in 0..50u32 {
+            *m.entry(0, || 0, |_| false) += 1;
+            for j in 0..99u32 {
+                m.entry(1 + (round * 99 + j) % 10_000, || 0, |_| false);
+            }
+        }
+        assert_eq!(m.get_mut(&0).copied(), Some(50));
     }
 }

@@ -35,7 +35,9 @@ pub struct Metrics {
     flow_evictions: IntCounter,
     alerts: IntCounterVec,
     alerts_open: IntGaugeVec,
-    detector_full: IntCounterVec,
+    detector_evictions: IntCounterVec,
+    alerts_suppressed: IntCounterVec,
+    time_discontinuities: IntCounter,
     /// Packets the kernel dropped before fivewatch read them (live capture).
     pub kernel_drops: IntCounter,
     /// 1 when the source reports kernel packet/drop counters (live AF_PACKET), else 0.
@@ -118,11 +120,22 @@ impl Metrics {
                 IntGaugeVec::new(Opts::new("fivewatch_alerts_open", "Alerts currently open (episode not yet resolved), by kind."), &["kind"])
                     .expect("valid"),
             ),
-            detector_full: counter_vec(
+            detector_evictions: counter_vec(
                 &r,
-                "fivewatch_detector_table_full_total",
-                "Keys a detector could not track because its table was full, by detector.",
+                "fivewatch_detector_evictions_total",
+                "Entries a detector evicted from a full table (least recently used first), by detector.",
                 &["detector"],
+            ),
+            alerts_suppressed: counter_vec(
+                &r,
+                "fivewatch_alerts_suppressed_total",
+                "Attack episodes not opened because the detector's max_open_alerts were already open, by kind.",
+                &["kind"],
+            ),
+            time_discontinuities: counter(
+                &r,
+                "fivewatch_capture_time_discontinuities_total",
+                "Times packet timestamps jumped backwards by more than 1 s: flows were ended, open alerts closed and detector windows restarted.",
             ),
             kernel_drops: counter(&r, "fivewatch_capture_kernel_drops_total", "Packets the kernel dropped before fivewatch read them (PACKET_STATISTICS, live AF_PACKET capture; see fivewatch_capture_kernel_stats_supported)."),
             kernel_stats_supported: reg(&r, IntGauge::new("fivewatch_capture_kernel_stats_supported", "1 when the capture source reports kernel packet and drop counters (live AF_PACKET), 0 otherwise (capture files, pnet backend): the kernel counters are then not measured.").expect("valid")),
@@ -165,7 +178,8 @@ impl Metrics {
         }
         for k in AlertKind::ALL {
             m.alerts_open.with_label_values(&[k.as_str()]);
-            m.detector_full.with_label_values(&[k.as_str()]);
+            m.detector_evictions.with_label_values(&[k.as_str()]);
+            m.alerts_suppressed.with_label_values(&[k.as_str()]);
             for s in Severity::ALL {
                 m.alerts.with_label_values(&[k.as_str(), s.as_str()]);
             }
@@ -206,6 +220,8 @@ impl Metrics {
         }
         self.timestamps_backwards
             .inc_by(s.timestamps_backwards - p.timestamps_backwards);
+        self.time_discontinuities
+            .inc_by(s.time_discontinuities - p.time_discontinuities);
         self.flows_active.set(s.flows_active as i64);
         self.flow_capacity.set(s.flow_capacity as i64);
         self.flows_created.inc_by(s.flows_created - p.flows_created);
@@ -220,9 +236,12 @@ impl Metrics {
             self.alerts_open
                 .with_label_values(&[k.as_str()])
                 .set(s.alerts_open[ki] as i64);
-            self.detector_full
+            self.detector_evictions
                 .with_label_values(&[k.as_str()])
-                .inc_by(s.detector_full[ki] - p.detector_full[ki]);
+                .inc_by(s.detector_evictions[ki] - p.detector_evictions[ki]);
+            self.alerts_suppressed
+                .with_label_values(&[k.as_str()])
+                .inc_by(s.alerts_suppressed[ki] - p.alerts_suppressed[ki]);
         }
         if s.last_ts_ns > 0 {
             self.last_capture_ts.set(s.last_ts_ns as f64 * 1e-9);

@@ -115,6 +115,9 @@ pub struct Flow {
     pub dl_teid: Option<u32>,
     /// Last QoS Flow Identifier seen in a PDU Session Container.
     pub qfi: Option<u8>,
+    /// Outer tunnel endpoint the initiator's first packet came from: 1 = `key.tun_a`,
+    /// 2 = `key.tun_b`, 0 = not tunnelled or both endpoints equal.
+    init_outer: u8,
     prev: u32,
     next: u32,
     class: u8,
@@ -364,6 +367,7 @@ impl FlowTable {
                     ul_teid: None,
                     dl_teid: None,
                     qfi: None,
+                    init_outer: 0,
                     prev: NIL,
                     next: NIL,
                     class: C_OTHER,
@@ -390,7 +394,24 @@ impl FlowTable {
         let f = &mut self.slab[slot as usize];
         let from_initiator = a_to_b == f.initiator_is_a;
         let dir = usize::from(!from_initiator);
-        let first_reply = !from_initiator && f.packets[1] == 0;
+        // Which outer endpoint sent this packet (tunnels only). A genuine reply comes from the
+        // other tunnel endpoint than the initiator's packets: a "reply" sent from the
+        // initiator's own side (a UE forging the server's SYN-ACK uplink to hide a SYN flood)
+        // is counted as traffic but neither answers the initiator nor completes a handshake.
+        let outer_side = match &p.tunnel {
+            Some(t) if key.tun_a != key.tun_b => 1 + u8::from(crate::flow::key::addr16(t.outer_src) != key.tun_a),
+            _ => 0,
+        };
+        if new_flow {
+            // The initiator's side: this packet's side if it is the initiator's, else the other.
+            f.init_outer = match outer_side {
+                0 => 0,
+                s if from_initiator => s,
+                s => 3 - s,
+            };
+        }
+        let forged_reply = !from_initiator && outer_side != 0 && outer_side == f.init_outer;
+        let first_reply = !from_initiator && !forged_reply && f.packets[1] == 0;
         if !new_flow {
             let gap = ts_ns.saturating_sub(f.last_ns);
             f.iat.push(gap as f64 * 1e-9);
@@ -446,6 +467,7 @@ impl FlowTable {
             }
             let before = f.tcp_state;
             f.tcp_state = match before {
+                _ if forged_reply => before,
                 _ if fl & tcpflags::RST != 0 || f.fin_dirs == 3 => TcpState::Closed,
                 TcpState::None if syn && !ack => TcpState::SynSent,
                 TcpState::None if syn && ack => TcpState::SynReceived,

@@ -13,6 +13,10 @@ use crate::flow::{FlowKey, FlowTable};
 
 const SEC: u64 = 1_000_000_000;
 
+/// Largest backward step of packet timestamps treated as reordering (clamped), 1 s; a
+/// larger one starts a new time base (see [`Stats::time_discontinuities`]).
+pub const MAX_REORDER_NS: u64 = SEC;
+
 /// Link-type label names and the LINKTYPE_ values they cover (last: everything else).
 pub const LINK_TYPES: [(&str, &[u32]); 6] = [
     ("ethernet", &[1]),
@@ -74,8 +78,14 @@ pub struct Stats {
     pub alerts: [[u64; 4]; 2],
     /// Alerts open now, by [`AlertKind::ALL`] index.
     pub alerts_open: [u64; 2],
-    /// Detector keys refused (table full), by [`AlertKind::ALL`] index.
-    pub detector_full: [u64; 2],
+    /// Detector table entries evicted to make room, by [`AlertKind::ALL`] index.
+    pub detector_evictions: [u64; 2],
+    /// Episodes not opened because the detector's `max_open_alerts` were open, by
+    /// [`AlertKind::ALL`] index.
+    pub alerts_suppressed: [u64; 2],
+    /// Times capture time jumped backwards by more than [`MAX_REORDER_NS`]: flows were
+    /// ended, open alerts closed and detector windows restarted.
+    pub time_discontinuities: u64,
     /// Capture time of the last frame, ns since the Unix epoch.
     pub last_ts_ns: u64,
     /// Capture time of the first frame, ns since the Unix epoch.
@@ -141,6 +151,7 @@ pub struct Engine {
     events: Vec<Event>,
     records: Vec<AlertRecord>,
     next_tick_ns: u64,
+    last_tick_ns: u64,
     sample: u32,
     timing: Option<prometheus::Histogram>,
 }
@@ -164,6 +175,7 @@ impl Engine {
             events: Vec::new(),
             records: Vec::new(),
             next_tick_ns: 0,
+            last_tick_ns: 0,
             sample: 0,
             timing: None,
         }
@@ -202,18 +214,27 @@ impl Engine {
         s.packets += 1;
         s.bytes += u64::from(frame.wire_len);
         s.link_types[link_index(frame.linktype)] += 1;
-        // Capture time never goes backwards inside the engine.
-        let ts = if frame.ts_ns < s.last_ts_ns {
+        // Capture time never goes backwards inside the engine: small reordering (merged
+        // interfaces, mirror ports) is clamped; a jump back by more than MAX_REORDER_NS
+        // (files given out of order, a bogus future timestamp before, a clock step) starts
+        // a new time base, since windows measured across it would be meaningless.
+        let ts = if frame.ts_ns.saturating_add(MAX_REORDER_NS) < s.last_ts_ns {
+            s.time_discontinuities += 1;
+            self.restart_time(frame.ts_ns);
+            frame.ts_ns
+        } else if frame.ts_ns < s.last_ts_ns {
             s.timestamps_backwards += 1;
             s.last_ts_ns
         } else {
             frame.ts_ns
         };
+        let s = &mut self.stats;
         if s.first_ts_ns == 0 {
             s.first_ts_ns = ts;
         }
         s.last_ts_ns = ts;
-        if ts >= self.next_tick_ns {
+        if ts >= self.next_tick_ns && ts > self.last_tick_ns {
+            self.last_tick_ns = ts;
             self.tick(ts);
         }
         let s = &mut self.stats;
@@ -283,8 +304,21 @@ impl Engine {
         self.flows.expire(now_ns, &mut |_, _| {});
         self.detectors.tick(now_ns, &mut self.events);
         self.drain_events();
-        self.next_tick_ns = now_ns - now_ns % SEC + SEC;
+        // Saturating: a timestamp near the end of u64 must not wrap the schedule around
+        // (that would run a full tick on every later packet).
+        self.next_tick_ns = (now_ns - now_ns % SEC).saturating_add(SEC);
         self.refresh_stats();
+    }
+
+    /// A new time base at `now_ns` (capture time jumped backwards): end every flow, close
+    /// every open alert and restart the detectors' windows.
+    fn restart_time(&mut self, now_ns: u64) {
+        self.flows.drain(&mut |_, _| {});
+        self.detectors.reset(&mut self.events);
+        self.drain_events();
+        self.stats.last_ts_ns = now_ns;
+        self.next_tick_ns = 0;
+        self.last_tick_ns = 0;
     }
 
     /// Copy flow, alert and detector figures into [`Engine::stats`].
@@ -300,9 +334,8 @@ impl Engine {
             }
             s.alerts_open[ki] = self.alerts.open_count(*k) as u64;
         }
-        for (ki, (_, n)) in self.detectors.rejected().iter().enumerate() {
-            s.detector_full[ki] = *n;
-        }
+        s.detector_evictions = self.detectors.evicted();
+        s.alerts_suppressed = self.detectors.suppressed();
     }
 
     /// Run a tick if capture time `now_ns` has reached the next one. A live worker calls
