@@ -2,14 +2,16 @@
 //! paced capture file, HTTP metrics, signals) jobs.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use prometheus::IntCounter;
 use serde::Serialize;
 
 use crate::alert::AlertRecord;
@@ -23,13 +25,156 @@ use crate::export::http::HttpServer;
 use crate::export::Metrics;
 use crate::pipeline::{Engine, Stats, GTPU_MESSAGES, LINK_TYPES, TRANSPORTS};
 
+/// Slowest accepted replay speed of `run --pcap` (`--speed`, `capture.replay_speed`): at
+/// 0.001 one second of capture takes about 17 minutes.
+pub const MIN_REPLAY_SPEED: f64 = 0.001;
+/// Longest accepted `run --linger`, seconds (about 115 days).
+pub const MAX_LINGER_S: f64 = 1e7;
+/// Alert records queued per sink of the daemon before records for that sink are dropped.
+pub const ALERT_QUEUE_RECORDS: usize = 65536;
+/// How long the daemon waits at shutdown for standard output to take the queued records.
+pub const STDOUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Minimum interval between two repeated warnings about the same sink problem.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// A sink writes its buffered records once this many bytes are pending.
+const SINK_FLUSH_BYTES: usize = 64 * 1024;
+
+/// Rate limiter for repeated warnings: the first occurrence is reported at once, later
+/// ones at most every [`WARN_INTERVAL`], with the number of occurrences since the last report.
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    count: u64,
+}
+
+impl Throttle {
+    /// Records `n` occurrences; `Some(total since the last report)` when it is time to report.
+    fn hit(&mut self, n: u64) -> Option<u64> {
+        self.count += n;
+        if self.last.is_some_and(|t| t.elapsed() < WARN_INTERVAL) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.count))
+    }
+}
+
+enum Target {
+    File { path: PathBuf, file: File },
+    Stdout,
+}
+
+/// One alert sink (the JSON-lines file or standard output): buffers lines and writes them
+/// with one call per batch, counting per record what was written and what was lost.
+struct LineOut {
+    target: Target,
+    buf: Vec<u8>,
+    pending: u64,
+    written: u64,
+    errors: u64,
+    error_metric: Option<IntCounter>,
+    warn: Throttle,
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl LineOut {
+    fn new(target: Target) -> LineOut {
+        LineOut {
+            target,
+            buf: Vec::new(),
+            pending: 0,
+            written: 0,
+            errors: 0,
+            error_metric: None,
+            warn: Throttle::default(),
+        }
+    }
+
+    /// `file` or `stdout` (log field and thread name).
+    fn name(&self) -> &'static str {
+        match self.target {
+            Target::File { .. } => "file",
+            Target::Stdout => "stdout",
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        self.buf.extend_from_slice(line.as_bytes());
+        self.buf.push(b'\n');
+        self.pending += 1;
+        if self.buf.len() >= SINK_FLUSH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Writes the pending records. On an error all of them count as not written (part of
+    /// the batch may have reached the sink).
+    fn flush(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        let res = match &mut self.target {
+            Target::File { file, .. } => file.write_all(&self.buf),
+            Target::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&self.buf).and_then(|()| out.flush())
+            }
+        };
+        let n = std::mem::take(&mut self.pending);
+        self.buf.clear();
+        match res {
+            Ok(()) => self.written += n,
+            Err(e) => {
+                self.errors += n;
+                if let Some(m) = &self.error_metric {
+                    m.inc_by(n);
+                }
+                if let Some(lost) = self.warn.hit(n) {
+                    match &self.target {
+                        Target::File { path, .. } => tracing::error!(
+                            sink = "file", file = %path.display(), error = %e, records_lost = lost,
+                            "cannot write alert records"
+                        ),
+                        Target::Stdout => tracing::error!(
+                            sink = "stdout", error = %e, records_lost = lost,
+                            "cannot write alert records"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Log rotation: writes what is pending, then closes the file and opens its path again
+    /// (append, created if missing). If that fails the old file stays in use.
+    fn reopen(&mut self) {
+        self.flush();
+        if let Target::File { path, file } = &mut self.target {
+            match open_append(path) {
+                Ok(f) => {
+                    *file = f;
+                    tracing::info!(file = %path.display(), "reopened alert file");
+                }
+                Err(e) => tracing::error!(
+                    file = %path.display(), error = %e,
+                    "cannot reopen alert file; still writing to the file opened before"
+                ),
+            }
+        }
+    }
+}
+
 /// Where alert records go: an append-only JSON-lines file and/or standard output.
+///
+/// `replay` writes through it synchronously; `run` hands each sink to its own writer thread.
 pub struct AlertSink {
-    file: Option<(PathBuf, BufWriter<File>)>,
-    stdout: bool,
-    /// Records that could not be written.
+    outs: Vec<LineOut>,
+    /// Record writes that failed, per sink (a record lost on both sinks counts twice).
     pub errors: u64,
-    /// Records written.
+    /// Record writes that succeeded, per sink (a record written to both sinks counts twice).
     pub written: u64,
 }
 
@@ -37,54 +182,44 @@ impl AlertSink {
     /// Open the sinks. `file` is created if missing and appended to. Errors: the file
     /// cannot be opened (names it).
     pub fn open(file: Option<&Path>, stdout: bool) -> anyhow::Result<AlertSink> {
-        let file = match file {
-            Some(p) => {
-                let f = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .with_context(|| format!("cannot open alert file {}", p.display()))?;
-                Some((p.to_path_buf(), BufWriter::new(f)))
-            }
-            None => None,
-        };
+        let mut outs = Vec::new();
+        if let Some(p) = file {
+            let f = open_append(p).with_context(|| format!("cannot open alert file {}", p.display()))?;
+            outs.push(LineOut::new(Target::File {
+                path: p.to_path_buf(),
+                file: f,
+            }));
+        }
+        if stdout {
+            outs.push(LineOut::new(Target::Stdout));
+        }
         Ok(AlertSink {
-            file,
-            stdout,
+            outs,
             errors: 0,
             written: 0,
         })
     }
 
-    /// Write one record as a JSON line to every sink.
-    pub fn write(&mut self, rec: &AlertRecord) {
-        let line = rec.to_json();
-        if let Some((path, w)) = &mut self.file {
-            if let Err(e) = writeln!(w, "{line}") {
-                self.errors += 1;
-                tracing::error!(file = %path.display(), error = %e, "cannot write alert");
-            }
-        }
-        if self.stdout {
-            let mut out = std::io::stdout().lock();
-            if writeln!(out, "{line}").is_err() {
-                self.errors += 1;
-            }
-        }
-        self.written += 1;
+    fn sync_counts(&mut self) {
+        self.errors = self.outs.iter().map(|o| o.errors).sum();
+        self.written = self.outs.iter().map(|o| o.written).sum();
     }
 
-    /// Flush buffered records to the file (and stdout).
+    /// Write one record as a JSON line to every sink (buffered: see [`AlertSink::flush`]).
+    pub fn write(&mut self, rec: &AlertRecord) {
+        let line = rec.to_json();
+        for o in &mut self.outs {
+            o.push(&line);
+        }
+        self.sync_counts();
+    }
+
+    /// Write buffered records to every sink; `errors` and `written` are exact afterwards.
     pub fn flush(&mut self) {
-        if let Some((path, w)) = &mut self.file {
-            if let Err(e) = w.flush() {
-                self.errors += 1;
-                tracing::error!(file = %path.display(), error = %e, "cannot flush alert file");
-            }
+        for o in &mut self.outs {
+            o.flush();
         }
-        if self.stdout {
-            let _ = std::io::stdout().flush();
-        }
+        self.sync_counts();
     }
 }
 
@@ -95,6 +230,11 @@ impl AlertSink {
 pub fn preflight(cfg: &Config) -> anyhow::Result<()> {
     if !cfg.capture.pcap.is_empty() {
         FileSource::open(Path::new(&cfg.capture.pcap)).context("capture.pcap")?;
+    }
+    // Validation only requires > 0; a replay at 1e-300 would take practically forever.
+    let speed = cfg.capture.replay_speed;
+    if speed.is_nan() || speed < MIN_REPLAY_SPEED {
+        bail!("capture.replay_speed: must be at least {MIN_REPLAY_SPEED}, got {speed}");
     }
     let iface = &cfg.capture.interface;
     if !iface.is_empty() {
@@ -178,10 +318,18 @@ pub struct ReplaySummary {
     pub flows: u64,
     /// Flows evicted at capacity.
     pub flow_evictions: u64,
+    /// Flows ended by idle timeout.
+    pub flows_expired: u64,
+    /// Detector table entries evicted to make room, by kind.
+    pub detector_evictions: std::collections::BTreeMap<String, u64>,
     /// Alerts opened, by kind.
     pub alerts: std::collections::BTreeMap<String, u64>,
     /// The alerts opened.
     pub alert_list: Vec<AlertLine>,
+    /// Alert records written (per sink: a record written to two sinks counts twice).
+    pub alert_records_written: u64,
+    /// Alert records that could not be written (per sink); non-zero makes `replay` exit 3.
+    pub alert_sink_errors: u64,
     /// Capture time span, seconds.
     pub capture_duration_s: f64,
     /// Wall-clock time of the replay, seconds.
@@ -191,7 +339,13 @@ pub struct ReplaySummary {
 }
 
 impl ReplaySummary {
-    fn new(stats: &Stats, files: Vec<FileReport>, alert_list: Vec<AlertLine>, wall: f64) -> ReplaySummary {
+    fn new(
+        stats: &Stats,
+        files: Vec<FileReport>,
+        alert_list: Vec<AlertLine>,
+        sink: &AlertSink,
+        wall: f64,
+    ) -> ReplaySummary {
         let mut by_reason = std::collections::BTreeMap::new();
         for (li, l) in Layer::ALL.iter().enumerate() {
             for (ri, r) in Reason::ALL.iter().enumerate() {
@@ -218,11 +372,19 @@ impl ReplaySummary {
             timestamps_backwards: stats.timestamps_backwards,
             flows: stats.flows_created,
             flow_evictions: stats.flows_evicted,
+            flows_expired: stats.flows_expired,
+            detector_evictions: AlertKind::ALL
+                .iter()
+                .zip(stats.detector_evictions)
+                .map(|(k, n)| (k.as_str().to_string(), n))
+                .collect(),
             alerts: AlertKind::ALL
                 .iter()
                 .map(|k| (k.as_str().to_string(), stats.alerts_of(*k)))
                 .collect(),
             alert_list,
+            alert_records_written: sink.written,
+            alert_sink_errors: sink.errors,
             capture_duration_s: stats.last_ts_ns.saturating_sub(stats.first_ts_ns) as f64 * 1e-9,
             wall_time_s: wall,
             packets_per_second: if wall > 0.0 { stats.packets as f64 / wall } else { 0.0 },
@@ -267,7 +429,13 @@ impl ReplaySummary {
                 self.timestamps_backwards
             );
         }
-        s += &format!("flows     {} (evicted {})\n", self.flows, self.flow_evictions);
+        s += &format!(
+            "flows     {} (expired {}, evicted {})\n",
+            self.flows, self.flows_expired, self.flow_evictions
+        );
+        if self.detector_evictions.values().any(|n| *n > 0) {
+            s += &format!("detector  evictions {}\n", kv(&self.detector_evictions));
+        }
         s += &format!(
             "alerts    {}\n",
             self.alerts
@@ -278,6 +446,12 @@ impl ReplaySummary {
         );
         for a in &self.alert_list {
             s += &format!("  [{}] {} {} {}\n", a.severity, a.kind, a.alert_id, a.signature);
+        }
+        if self.alert_sink_errors > 0 {
+            s += &format!(
+                "records   {} alert records written, {} COULD NOT BE WRITTEN\n",
+                self.alert_records_written, self.alert_sink_errors
+            );
         }
         s += &format!(
             "time      {:.3} s wall, {:.0} packets/s\n",
@@ -317,7 +491,8 @@ fn note_alerts(list: &mut Vec<AlertLine>, rec: &AlertRecord) {
 /// Offline analysis of capture files, as fast as possible, in one engine (the files are
 /// processed in order as one stream). Alert records go to `sink`. Errors in a file end that
 /// file (reported in the summary) after its earlier packets were processed; the caller
-/// decides the exit status from [`FileReport::error`].
+/// decides the exit status from [`FileReport::error`] and
+/// [`ReplaySummary::alert_sink_errors`].
 pub fn replay(cfg: &Config, paths: &[PathBuf], sink: &mut AlertSink) -> ReplaySummary {
     let mut engine = Engine::new(cfg, sensor_name(cfg));
     let mut files = Vec::new();
@@ -348,7 +523,7 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], sink: &mut AlertSink) -> ReplaySu
     }
     sink.flush();
     let wall = t0.elapsed().as_secs_f64();
-    ReplaySummary::new(engine.stats(), files, list, wall)
+    ReplaySummary::new(engine.stats(), files, list, sink, wall)
 }
 
 /// Where `run` reads frames from.
@@ -402,14 +577,158 @@ impl Batch {
     }
 }
 
-/// The daemon: capture thread → bounded queue → worker thread (engine) → alert sink,
-/// with `/metrics` served over HTTP. Returns after SIGINT/SIGTERM (or when a capture file
-/// ends and the linger time is over), having processed every queued frame and written
-/// every alert.
-pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Result<()> {
+/// The daemon's side of one sink: a bounded queue to the sink's writer thread. The worker
+/// never blocks on it: a full queue drops the record for this sink only (counted).
+struct SinkQueue {
+    name: &'static str,
+    tx: Option<crossbeam_channel::Sender<Arc<str>>>,
+    thread: Option<JoinHandle<LineOut>>,
+    /// Records the writer thread has finished with (written or failed).
+    handled: Arc<AtomicU64>,
+    queued: u64,
+    dropped: u64,
+    error_metric: IntCounter,
+    warn: Throttle,
+}
+
+impl SinkQueue {
+    /// Starts the writer thread of `out`. `reopen` (set by SIGHUP) makes a file sink reopen
+    /// its path.
+    fn start(mut out: LineOut, error_metric: IntCounter, reopen: Arc<AtomicBool>) -> std::io::Result<SinkQueue> {
+        let name = out.name();
+        out.error_metric = Some(error_metric.clone());
+        let (tx, rx) = crossbeam_channel::bounded::<Arc<str>>(ALERT_QUEUE_RECORDS);
+        let handled = Arc::new(AtomicU64::new(0));
+        let done = Arc::clone(&handled);
+        let is_file = matches!(out.target, Target::File { .. });
+        let thread = std::thread::Builder::new()
+            .name(format!("fivewatch-alerts-{name}"))
+            .spawn(move || {
+                loop {
+                    match rx.recv_timeout(Duration::from_millis(200)) {
+                        Ok(line) => {
+                            out.push(&line);
+                            let mut n = 1u64;
+                            // Take what is queued (bounded, so that a reopen is not held off).
+                            while n < 4096 {
+                                let Ok(line) = rx.try_recv() else { break };
+                                out.push(&line);
+                                n += 1;
+                            }
+                            out.flush();
+                            done.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                    }
+                    if is_file && reopen.swap(false, Ordering::Relaxed) {
+                        out.reopen();
+                    }
+                }
+                out.flush();
+                out
+            })?;
+        Ok(SinkQueue {
+            name,
+            tx: Some(tx),
+            thread: Some(thread),
+            handled,
+            queued: 0,
+            dropped: 0,
+            error_metric,
+            warn: Throttle::default(),
+        })
+    }
+
+    /// Queues one record without blocking.
+    fn send(&mut self, line: &Arc<str>) {
+        let Some(tx) = &self.tx else { return };
+        let why = match tx.try_send(Arc::clone(line)) {
+            Ok(()) => {
+                self.queued += 1;
+                return;
+            }
+            Err(crossbeam_channel::TrySendError::Full(_)) => "queue full (the sink is not keeping up or is blocked)",
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => "writer thread stopped",
+        };
+        self.dropped += 1;
+        self.error_metric.inc();
+        if let Some(n) = self.warn.hit(1) {
+            tracing::warn!(
+                sink = self.name,
+                records_dropped = n,
+                reason = why,
+                "alert records dropped"
+            );
+        }
+    }
+
+    /// Closes the queue and waits for the writer: without limit for the file (its records
+    /// are flushed), at most [`STDOUT_DRAIN_TIMEOUT`] for standard output (a blocked pipe
+    /// must not keep the daemon alive; what it did not take is abandoned and logged).
+    fn close(mut self) {
+        drop(self.tx.take());
+        let Some(thread) = self.thread.take() else { return };
+        if self.name == "stdout" {
+            let deadline = Instant::now() + STDOUT_DRAIN_TIMEOUT;
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !thread.is_finished() {
+                let abandoned = self.queued.saturating_sub(self.handled.load(Ordering::Relaxed));
+                tracing::warn!(
+                    sink = "stdout",
+                    records_abandoned = abandoned,
+                    records_dropped = self.dropped,
+                    "standard output is blocked; exiting without waiting for it"
+                );
+                return;
+            }
+        }
+        match thread.join() {
+            Ok(out) => tracing::info!(
+                sink = self.name,
+                records_written = out.written,
+                write_errors = out.errors,
+                records_dropped = self.dropped,
+                "alert sink closed"
+            ),
+            Err(_) => tracing::error!(sink = self.name, "alert writer thread panicked"),
+        }
+    }
+}
+
+/// Logs (once per SIGHUP) that SIGHUP only reopens the alert file.
+fn note_sighup(flag: &AtomicBool, has_file: bool) {
+    if flag.swap(false, Ordering::Relaxed) {
+        if has_file {
+            tracing::info!(
+                "SIGHUP: reopening the alert file (log rotation); reloading the configuration is not supported yet (planned)"
+            );
+        } else {
+            tracing::info!(
+                "SIGHUP: no alert file open (none configured, or no more records are written); reloading the configuration is not supported yet (planned)"
+            );
+        }
+    }
+}
+
+/// The daemon: capture thread → bounded queue → worker thread (engine) → one bounded queue
+/// and writer thread per alert sink, with `/metrics` served over HTTP. Returns after
+/// SIGINT/SIGTERM (or when a capture file ends and the linger time is over), having
+/// processed every queued frame and written every alert to the file (standard output gets
+/// [`STDOUT_DRAIN_TIMEOUT`] to take its records). SIGHUP reopens the alert file.
+pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handler")?;
+    }
+    // SIGHUP: the file writer reopens the alert file; the worker logs it.
+    let reopen = Arc::new(AtomicBool::new(false));
+    let hup_note = Arc::new(AtomicBool::new(false));
+    for flag in [&reopen, &hup_note] {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(flag))
+            .context("cannot install signal handler")?;
     }
     let metrics = Metrics::new();
     let shared = Arc::new(Mutex::new(metrics.clone()));
@@ -424,26 +743,42 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
         None => None,
     };
 
+    let has_file = sink.outs.iter().any(|o| matches!(o.target, Target::File { .. }));
+    let mut sinks = Vec::new();
+    for out in sink.outs {
+        sinks.push(
+            SinkQueue::start(out, metrics.alert_sink_errors.clone(), Arc::clone(&reopen))
+                .context("cannot start alert writer thread")?,
+        );
+    }
+
     let (full_tx, full_rx) = crossbeam_channel::bounded::<Batch>(cfg.capture.queue_batches);
     let (free_tx, free_rx) = crossbeam_channel::bounded::<Batch>(cfg.capture.queue_batches + 2);
     let engine = Engine::new(cfg, sensor_name(cfg)).with_timing(metrics.processing_seconds.clone());
 
     let worker_metrics = Arc::clone(&shared);
     let live = matches!(opts.source, Source::Interface(_));
+    let worker_hup = Arc::clone(&hup_note);
     let worker = std::thread::Builder::new()
         .name("fivewatch-worker".into())
         .spawn(move || {
             let mut engine = engine;
+            let mut sinks = sinks;
+            let mut records = 0u64;
             let mut last_publish = Instant::now();
-            let publish = |engine: &mut Engine, sink: &mut AlertSink| {
+            let publish = |engine: &mut Engine| {
                 engine.refresh_stats();
                 if let Ok(mut m) = worker_metrics.lock() {
                     m.publish(engine.stats());
-                    let errs = sink.errors;
-                    let already = m.alert_sink_errors.get();
-                    if errs > already {
-                        m.alert_sink_errors.inc_by(errs - already);
+                }
+            };
+            let mut emit = |engine: &mut Engine| {
+                for rec in engine.take_records() {
+                    let line: Arc<str> = rec.to_json().into();
+                    for s in &mut sinks {
+                        s.send(&line);
                     }
+                    records += 1;
                 }
             };
             loop {
@@ -474,25 +809,16 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                 }
-                let mut wrote = false;
-                for rec in engine.take_records() {
-                    sink.write(&rec);
-                    wrote = true;
-                }
-                if wrote {
-                    sink.flush();
-                }
+                emit(&mut engine);
+                note_sighup(&worker_hup, has_file);
                 if last_publish.elapsed() >= Duration::from_millis(500) {
-                    publish(&mut engine, &mut sink);
+                    publish(&mut engine);
                     last_publish = Instant::now();
                 }
             }
             engine.finish();
-            for rec in engine.take_records() {
-                sink.write(&rec);
-            }
-            sink.flush();
-            publish(&mut engine, &mut sink);
+            emit(&mut engine);
+            publish(&mut engine);
             let s = engine.stats();
             tracing::info!(
                 packets = s.packets,
@@ -501,21 +827,24 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
                 flows = s.flows_created,
                 syn_flood_alerts = s.alerts_of(AlertKind::SynFlood),
                 port_scan_alerts = s.alerts_of(AlertKind::PortScan),
-                alert_records = sink.written,
+                alert_records = records,
                 "worker finished"
             );
+            sinks
         })?;
 
     let capture_result = capture_loop(cfg, opts, &stop, &full_tx, &free_rx, &shared);
     drop(full_tx);
-    if worker.join().is_err() {
-        tracing::error!("worker thread panicked");
+    match worker.join() {
+        // The file writer is joined (flushed); standard output gets a bounded wait.
+        Ok(sinks) => sinks.into_iter().for_each(SinkQueue::close),
+        Err(_) => tracing::error!("worker thread panicked"),
     }
     // Keep /metrics up after a capture file ends so that it can still be scraped; without
     // a metrics server there is nothing to wait for.
     if capture_result.is_ok() && !stop.load(Ordering::Relaxed) && server.is_some() {
         if let Source::File { .. } = opts.source {
-            linger(opts.linger, &stop);
+            linger(opts.linger, &stop, &hup_note);
         }
     }
     if stop.load(Ordering::Relaxed) {
@@ -527,7 +856,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, mut sink: AlertSink) -> anyhow::Resu
     capture_result
 }
 
-fn linger(secs: Option<f64>, stop: &AtomicBool) {
+fn linger(secs: Option<f64>, stop: &AtomicBool, hup_note: &AtomicBool) {
     match secs {
         Some(s) => tracing::info!(
             seconds = s,
@@ -535,9 +864,36 @@ fn linger(secs: Option<f64>, stop: &AtomicBool) {
         ),
         None => tracing::info!("capture file finished; serving /metrics until interrupted (Ctrl-C / SIGTERM)"),
     }
-    let end = secs.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    // A linger too long to represent (main.rs rejects those) waits for a signal.
+    let end = secs
+        .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok())
+        .and_then(|d| Instant::now().checked_add(d));
     while !stop.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
+        // The alert writers are closed by now: nothing is written any more.
+        note_sighup(hup_note, false);
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kernel packet/drop counters of a live source, published as increases since the last call.
+#[derive(Default)]
+struct KernelCounters {
+    packets: u64,
+    drops: u64,
+}
+
+impl KernelCounters {
+    fn publish(&mut self, src: &mut LiveSource, metrics: &Mutex<Metrics>) {
+        let st = src.stats();
+        if !st.supported {
+            return;
+        }
+        if let Ok(m) = metrics.lock() {
+            m.kernel_stats_supported.set(1);
+            m.kernel_packets.inc_by(st.kernel_packets.saturating_sub(self.packets));
+            m.kernel_drops.inc_by(st.kernel_drops.saturating_sub(self.drops));
+        }
+        (self.packets, self.drops) = (st.kernel_packets, st.kernel_drops);
     }
 }
 
@@ -559,48 +915,58 @@ fn capture_loop(
             };
             let mut src = LiveSource::open(name, backend, cfg.capture.promiscuous, cfg.capture.socket_buffer_bytes)?;
             tracing::info!(interface = %name, backend = ?backend, "capturing");
+            let mut kernel = KernelCounters::default();
             let mut last_stats = Instant::now();
-            let (mut seen_pkts, mut seen_drops) = (0u64, 0u64);
             let mut batch = take_batch();
-            while !stop.load(Ordering::Relaxed) {
-                src.recv(Duration::from_millis(100), |f| batch.push(&f))?;
-                if !batch.frames.is_empty() {
-                    let n = batch.frames.len() as u64;
-                    match full_tx.try_send(std::mem::replace(&mut batch, take_batch())) {
-                        Ok(()) => {}
-                        Err(crossbeam_channel::TrySendError::Full(mut b)) => {
-                            // The worker is behind: drop and count, never block capture.
-                            if let Ok(m) = metrics.lock() {
-                                m.queue_drops.inc_by(n);
+            let mut run = || -> anyhow::Result<()> {
+                while !stop.load(Ordering::Relaxed) {
+                    // A link that goes down is waited for inside `recv` (logged once down and
+                    // once up again); an interface that was deleted and does not come back
+                    // within a few seconds ends the capture with an error.
+                    src.recv(Duration::from_millis(100), |f| batch.push(&f))?;
+                    if !batch.frames.is_empty() {
+                        let n = batch.frames.len() as u64;
+                        match full_tx.try_send(std::mem::replace(&mut batch, take_batch())) {
+                            Ok(()) => {}
+                            Err(crossbeam_channel::TrySendError::Full(mut b)) => {
+                                // The worker is behind: drop and count, never block capture.
+                                if let Ok(m) = metrics.lock() {
+                                    m.queue_drops.inc_by(n);
+                                }
+                                b.clear();
+                                batch = b;
                             }
-                            b.clear();
-                            batch = b;
+                            Err(crossbeam_channel::TrySendError::Disconnected(_)) => bail!("worker thread stopped"),
                         }
-                        Err(crossbeam_channel::TrySendError::Disconnected(_)) => bail!("worker thread stopped"),
+                    }
+                    if last_stats.elapsed() >= Duration::from_secs(1) {
+                        kernel.publish(&mut src, metrics);
+                        last_stats = Instant::now();
                     }
                 }
-                if last_stats.elapsed() >= Duration::from_secs(1) {
-                    let st = src.stats();
-                    if st.supported {
-                        if let Ok(m) = metrics.lock() {
-                            m.kernel_stats_supported.set(1);
-                            m.kernel_packets.inc_by(st.kernel_packets - seen_pkts);
-                            m.kernel_drops.inc_by(st.kernel_drops - seen_drops);
-                        }
-                        (seen_pkts, seen_drops) = (st.kernel_packets, st.kernel_drops);
-                    }
-                    last_stats = Instant::now();
-                }
+                Ok(())
+            };
+            let res = run();
+            // The last partial second of kernel counters, also when capture failed.
+            kernel.publish(&mut src, metrics);
+            if let Ok(m) = metrics.lock() {
+                tracing::info!(
+                    interface = %name,
+                    kernel_packets = m.kernel_packets.get(),
+                    kernel_drops = m.kernel_drops.get(),
+                    "capture stopped"
+                );
             }
-            Ok(())
+            res
         }
         Source::File { path, speed, looped } => {
             // Each pass of a looped replay is shifted to start 1 s after the previous one
-            // ended, so capture time keeps moving forward.
+            // ended, so capture time keeps moving forward; one pacer paces the shifted
+            // timestamps across passes, so the gap between passes is waited for too.
             let mut shift = 0u64;
+            let mut pacer = Pacer::new(*speed);
             loop {
-                let (mut first, mut last) = (u64::MAX, 0u64);
-                let mut pacer = Pacer::new(*speed);
+                let (mut first, mut last, mut frames) = (u64::MAX, 0u64, 0u64);
                 let mut batch = take_batch();
                 let mut last_send = Instant::now();
                 let mut src = FileSource::open(path)?;
@@ -608,13 +974,14 @@ fn capture_loop(
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    pacer.wait(f.ts_ns);
+                    let ts = f.ts_ns.saturating_add(shift);
+                    if !pacer.wait_unless(ts, stop) {
+                        return;
+                    }
+                    frames += 1;
                     first = first.min(f.ts_ns);
                     last = last.max(f.ts_ns);
-                    batch.push(&Frame {
-                        ts_ns: f.ts_ns.saturating_add(shift),
-                        ..f
-                    });
+                    batch.push(&Frame { ts_ns: ts, ..f });
                     // Paced replay sends small batches often so alerts appear in real time.
                     if batch.frames.len() >= BATCH || last_send.elapsed() >= Duration::from_millis(50) {
                         let b = std::mem::replace(&mut batch, take_batch());
@@ -629,8 +996,60 @@ fn capture_loop(
                 if !*looped || stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                shift = shift.saturating_add(last.saturating_sub(first.min(last)) + 1_000_000_000);
+                if frames == 0 {
+                    bail!("capture file {} has no packets; cannot loop", path.display());
+                }
+                shift = shift.saturating_add(last.saturating_sub(first.min(last)).saturating_add(1_000_000_000));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_reports_first_then_accumulates() {
+        let mut t = Throttle::default();
+        assert_eq!(t.hit(1), Some(1));
+        assert_eq!(t.hit(2), None);
+        assert_eq!(t.hit(3), None);
+        // Pretend the interval has passed: the report carries what was suppressed since.
+        t.last = Instant::now().checked_sub(WARN_INTERVAL);
+        assert_eq!(t.hit(1), Some(6));
+    }
+
+    #[test]
+    fn line_out_counts_records_not_bytes() {
+        let mut full = LineOut::new(Target::File {
+            path: "/dev/full".into(),
+            file: open_append(Path::new("/dev/full")).unwrap(),
+        });
+        for _ in 0..3 {
+            full.push("{\"a\":1}");
+        }
+        full.flush();
+        assert_eq!((full.written, full.errors), (0, 3));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let mut out = LineOut::new(Target::File {
+            path: path.clone(),
+            file: open_append(&path).unwrap(),
+        });
+        out.push("one");
+        out.push("two");
+        out.flush();
+        // Rotation: rename, reopen; later lines go to a new file of the same name.
+        let rotated = dir.path().join("a.jsonl.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        out.push("three");
+        out.reopen();
+        out.push("four");
+        out.flush();
+        assert_eq!((out.written, out.errors), (4, 0));
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\ntwo\nthree\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "four\n");
     }
 }

@@ -32,14 +32,15 @@ enum Command {
         /// Replay this capture file (pcap or pcapng) at its recorded speed.
         #[arg(long, value_name = "FILE")]
         pcap: Option<PathBuf>,
-        /// Replay speed for --pcap: 1 = recorded speed, 10 = ten times faster.
-        #[arg(long, value_name = "FACTOR")]
+        /// Replay speed for --pcap: 1 = recorded speed, 10 = ten times faster (at least 0.001).
+        #[arg(long, value_name = "FACTOR", value_parser = parse_speed)]
         speed: Option<f64>,
         /// Replay --pcap again from the start when it ends, until stopped.
         #[arg(long = "loop")]
         replay_loop: bool,
-        /// Seconds to keep serving /metrics after --pcap ends (default: until Ctrl-C/SIGTERM).
-        #[arg(long, value_name = "SECONDS")]
+        /// Seconds to keep serving /metrics after --pcap ends, 0 to 1e7 (default: until
+        /// Ctrl-C/SIGTERM).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_linger)]
         linger: Option<f64>,
         /// Metrics HTTP listen address (default 127.0.0.1:9977; "" disables).
         #[arg(long, value_name = "ADDR")]
@@ -52,6 +53,12 @@ enum Command {
         quiet: bool,
     },
     /// Analyse capture files offline as fast as possible and print a summary.
+    #[command(
+        after_help = "Exit status: 0 success; 1 error (configuration, an input that cannot be \
+        opened, the summary cannot be written); 2 a capture file is truncated or corrupt (everything \
+        before the damage was processed), or bad command-line usage; 3 alert records could not be \
+        written, e.g. disk full (takes precedence over 2)."
+    )]
     Replay {
         /// Configuration file (TOML); defaults apply when omitted.
         #[arg(long, value_name = "FILE")]
@@ -71,6 +78,32 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+}
+
+/// `--speed`: a finite number of at least [`app::MIN_REPLAY_SPEED`].
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("not a number: {s:?}"))?;
+    if v.is_finite() && v >= app::MIN_REPLAY_SPEED {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be a number of at least {} (1 = recorded speed), got {s}",
+            app::MIN_REPLAY_SPEED
+        ))
+    }
+}
+
+/// `--linger`: finite seconds from 0 to [`app::MAX_LINGER_S`].
+fn parse_linger(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("not a number: {s:?}"))?;
+    if v.is_finite() && (0.0..=app::MAX_LINGER_S).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "must be a number of seconds from 0 to {:e} (omit it to linger until Ctrl-C/SIGTERM), got {s}",
+            app::MAX_LINGER_S
+        ))
+    }
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -121,21 +154,29 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if to_stdout || json_to_stdout {
                 eprint!("{text}");
             } else {
-                print!("{text}");
+                // A closed stdout (`| head`) must not panic; the exit status still tells.
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
             }
             if let Some(p) = stats_json {
                 let json = serde_json::to_string_pretty(&summary)? + "\n";
                 if p.as_os_str() == "-" {
-                    print!("{json}");
+                    let _ = std::io::Write::write_all(&mut std::io::stdout(), json.as_bytes());
                 } else {
                     std::fs::write(&p, json).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
                 }
             }
             let failed = summary.files.iter().filter(|f| f.error.is_some()).count();
+            for f in summary.files.iter().filter_map(|f| f.error.as_ref()) {
+                eprintln!("fivewatch: error: {f}");
+            }
+            if summary.alert_sink_errors > 0 {
+                eprintln!(
+                    "fivewatch: error: {} alert records could not be written ({} were written)",
+                    summary.alert_sink_errors, summary.alert_records_written
+                );
+                return Ok(ExitCode::from(3));
+            }
             if failed > 0 {
-                for f in summary.files.iter().filter_map(|f| f.error.as_ref()) {
-                    eprintln!("fivewatch: error: {f}");
-                }
                 return Ok(ExitCode::from(2));
             }
             Ok(ExitCode::SUCCESS)

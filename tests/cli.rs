@@ -182,3 +182,170 @@ fn run_pcap_without_metrics_exits_when_the_file_ends() {
     // The capture's 200 frames (tshark) were all processed.
     assert!(stderr(&out).contains("packets=200"), "{}", stderr(&out));
 }
+
+#[test]
+fn replay_alerts_to_dev_full_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("s.json");
+    let o = fivewatch(&[
+        "replay",
+        "--alerts",
+        "/dev/full",
+        "--stats-json",
+        stats.to_str().unwrap(),
+        "tests/data/syn-flood-spoofed-sources.pcap",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("could not be written"), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    // The capture has one SYN flood episode, so at least one record, none of which fits.
+    assert_eq!(v["alerts"]["syn_flood"], 1, "{v}");
+    assert_eq!(v["alert_records_written"], 0, "{v}");
+    assert!(v["alert_sink_errors"].as_u64().is_some_and(|n| n >= 1), "{v}");
+}
+
+#[test]
+fn replay_stats_json_counts_records_expired_flows_and_evictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("s.json");
+    let alerts = dir.path().join("a.jsonl");
+    let o = fivewatch(&[
+        "replay",
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--stats-json",
+        stats.to_str().unwrap(),
+        "tests/data/syn-flood-spoofed-sources.pcap",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let lines = std::fs::read_to_string(&alerts).unwrap().lines().count() as u64;
+    assert!(lines >= 1);
+    assert_eq!(v["alert_records_written"], lines, "{v}");
+    assert_eq!(v["alert_sink_errors"], 0, "{v}");
+    // 23.7 s of capture: shorter than every default flow idle timeout (>= 30 s for TCP
+    // before the handshake), so no flow expires.
+    assert_eq!(v["flows_expired"], 0, "{v}");
+    for kind in ["syn_flood", "port_scan"] {
+        assert!(v["detector_evictions"][kind].is_u64(), "{kind}: {v}");
+    }
+}
+
+/// A pcap with one Ethernet/IPv4/UDP frame.
+fn one_packet_pcap(path: &Path) {
+    // Global header: magic (microseconds), version 2.4, zone, sigfigs, snaplen, Ethernet.
+    let mut f = Vec::new();
+    f.extend(0xa1b2_c3d4u32.to_le_bytes());
+    f.extend(2u16.to_le_bytes());
+    f.extend(4u16.to_le_bytes());
+    f.extend([0u8; 8]);
+    f.extend(65535u32.to_le_bytes());
+    f.extend(1u32.to_le_bytes());
+    let mut pkt = vec![
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0x08, 0x00,
+    ];
+    pkt.extend([0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    pkt.extend([0x04, 0xd2, 0x16, 0x2e, 0, 8, 0, 0]);
+    // Record header: seconds, microseconds, captured and wire length.
+    f.extend(1_600_000_000u32.to_le_bytes());
+    f.extend(0u32.to_le_bytes());
+    f.extend((pkt.len() as u32).to_le_bytes());
+    f.extend((pkt.len() as u32).to_le_bytes());
+    f.extend(pkt);
+    std::fs::write(path, f).unwrap();
+}
+
+/// `--loop` keeps the recorded pace across passes: each pass of a one-packet file starts 1 s
+/// of capture time after the previous one, so at speed 1 it yields one packet per second.
+#[test]
+fn run_loop_paces_passes_of_a_one_packet_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("one.pcap");
+    one_packet_pcap(&pcap);
+    let child = Command::new(env!("CARGO_BIN_EXE_fivewatch"))
+        .args(["run", "--pcap", pcap.to_str().unwrap(), "--loop", "--speed", "1"])
+        .args(["--metrics-listen", "", "--quiet"])
+        .env("FIVEWATCH_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let packets: u64 = err
+        .split("packets=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packets= in the log: {err}"));
+    // Passes at 0, 1, 2, 3 s: 4 packets (a loaded machine may start late: at least 2). Without
+    // pacing across passes it would be tens of thousands.
+    assert!((2..=5).contains(&packets), "{packets} packets in 3.5 s: {err}");
+}
+
+#[test]
+fn run_loop_of_a_file_without_packets_fails() {
+    let o = fivewatch(&[
+        "run",
+        "--pcap",
+        "tests/data/empty-header-only.pcap",
+        "--loop",
+        "--metrics-listen",
+        "",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("has no packets; cannot loop"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_rejects_unusable_linger_and_speed() {
+    let cases: [(&str, &str); 7] = [
+        ("--linger", "inf"),
+        ("--linger", "1e20"),
+        ("--linger", "1e19"),
+        ("--linger=-1", ""),
+        ("--linger", "NaN"),
+        ("--speed", "1e-300"),
+        ("--speed", "0.0009"),
+    ];
+    for (flag, value) in cases {
+        let mut args = vec![
+            "run",
+            "--pcap",
+            "tests/data/syn-flood-small-200pkts.pcap",
+            "--metrics-listen",
+            "",
+            "--quiet",
+            flag,
+        ];
+        if !value.is_empty() {
+            args.push(value);
+        }
+        let o = fivewatch(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(!err.contains("panicked"), "{flag} {value}: {err}");
+        let name = flag.split('=').next().unwrap();
+        assert!(err.contains(name), "{flag} {value}: message names the flag: {err}");
+    }
+    // The limits themselves are accepted.
+    let o = fivewatch(&[
+        "run",
+        "--pcap",
+        "tests/data/syn-flood-small-200pkts.pcap",
+        "--metrics-listen",
+        "",
+        "--quiet",
+        "--linger",
+        "1e7",
+        "--speed",
+        "1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

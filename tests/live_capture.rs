@@ -28,6 +28,14 @@ const SYN_COUNT: u64 = 3000;
 /// Destination port of the live SYN burst.
 const SYN_PORT: u16 = 8080;
 
+/// The root-only tests share one namespace and veth name (derived from the process id) and
+/// pick their subnet the same way: they run one at a time.
+static NET_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn net_lock() -> std::sync::MutexGuard<'static, ()> {
+    NET_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
@@ -404,6 +412,7 @@ fn live_syn_flood_over_veth() {
     let Some(hping3) = find_tool("hping3") else {
         return skip(TEST, "`hping3` not found; apt-get install hping3");
     };
+    let _net_lock = net_lock();
     remove_stale_namespaces(&ip_bin);
     let tmp = tempfile::tempdir().expect("tempdir");
     let alerts = tmp.path().join("alerts.jsonl");
@@ -669,5 +678,394 @@ fn metric_parser() {
     assert_eq!(
         hping_sent("--- x hping statistic ---\n3000 packets tramitted, 0 packets received, 100% packet loss\n"),
         Some(3000)
+    );
+}
+
+/// Number of lines of `log` containing `needle`.
+fn log_count(log: &Path, needle: &str) -> usize {
+    read_log(log).lines().filter(|l| l.contains(needle)).count()
+}
+
+/// Polls until `log` contains `needle` (at most `timeout`); panics with the log otherwise.
+fn wait_for_log(fw: &mut ChildGuard, log: &Path, needle: &str, timeout: Duration) {
+    let start = Instant::now();
+    while log_count(log, needle) == 0 {
+        if let Some(st) = fw.exited() {
+            panic!(
+                "fivewatch exited ({st}) before logging {needle:?}; log:\n{}",
+                read_log(log)
+            );
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no {needle:?} in the log within {timeout:?}; log:\n{}",
+            read_log(log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The integer value of `key=` in the first log line containing `line_marker`.
+fn log_value(log: &Path, line_marker: &str, key: &str) -> Option<u64> {
+    read_log(log)
+        .lines()
+        .find(|l| l.contains(line_marker))?
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+/// Sends `n` small UDP datagrams to `dest:port`.
+fn send_udp(dest: &str, port: u16, n: u64) {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind UDP socket");
+    for i in 0..n {
+        s.send_to(format!("fivewatch-flap-{i}").as_bytes(), (dest, port))
+            .unwrap_or_else(|e| panic!("send to {dest}:{port}: {e}"));
+        if i % 50 == 49 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A permanent neighbour entry for `dest` on the root-side veth end (taking the link down
+/// flushes the one made by `setup_net`), so no ARP exchange can hold back the datagrams.
+fn pin_neighbour(net: &TestNet, dest: &str) {
+    let inner = net.outer.trim_end_matches('a').to_string() + "b";
+    let link = ip(&net.ip, &["-n", &net.ns, "-o", "link", "show", &inner]).unwrap_or_else(|e| panic!("{e}"));
+    let mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC address in {link:?}"))
+        .to_string();
+    ip(
+        &net.ip,
+        &[
+            "neigh",
+            "replace",
+            dest,
+            "lladdr",
+            &mac,
+            "dev",
+            &net.outer,
+            "nud",
+            "permanent",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Link flap and interface deletion on a live capture (root): `ip link set <veth> down;
+/// sleep 1; ip link set <veth> up` must not end the daemon, which logs the change once each
+/// way and counts the packets sent afterwards; on SIGTERM the last partial second of kernel
+/// counters is published. A second daemon on the same veth ends with an error naming the
+/// interface when the veth is deleted (after its 10 s wait for it to come back).
+#[test]
+fn live_link_flap_over_veth() {
+    const TEST: &str = "live_link_flap_over_veth";
+    const BURST: u64 = 200;
+    const PORT: u16 = 7777;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return skip(TEST, "needs root (network namespace, veth, AF_PACKET capture)");
+    }
+    let Some(ip_bin) = find_tool("ip") else {
+        return skip(TEST, "`ip` (iproute2) not found; apt-get install iproute2");
+    };
+    let _net_lock = net_lock();
+    remove_stale_namespaces(&ip_bin);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("fivewatch.log");
+    let x = pick_subnet(&ip_bin);
+    let (net, dest) = setup_net(&ip_bin, x);
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let listen = addr.to_string();
+    let run_args = ["run", "--interface", &net.outer, "--metrics-listen", &listen, "--quiet"];
+    let mut fw = spawn_fivewatch(&run_args, &log);
+    wait_for_metrics(&mut fw, addr, Duration::from_secs(10), &log);
+    wait_for_log(&mut fw, &log, "capturing", Duration::from_secs(10));
+    let packets = |t: &str| metric(t, "fivewatch_capture_packets_total", &[]).unwrap_or(0.0);
+
+    send_udp(&dest, PORT, BURST);
+    let text = scrape_until(addr, Duration::from_secs(10), |t| packets(t) >= BURST as f64);
+    assert!(
+        packets(&text) >= BURST as f64,
+        "first burst not counted:\n{text}\nlog:\n{}",
+        read_log(&log)
+    );
+
+    // The flap.
+    ip(&ip_bin, &["link", "set", &net.outer, "down"]).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(1));
+    ip(&ip_bin, &["link", "set", &net.outer, "up"]).unwrap_or_else(|e| panic!("{e}"));
+    let oper = format!("/sys/class/net/{}/operstate", net.outer);
+    let start = Instant::now();
+    while fs::read_to_string(&oper).ok().as_deref().map(str::trim) != Some("up") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{} did not come up",
+            net.outer
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pin_neighbour(&net, &dest);
+    wait_for_log(&mut fw, &log, "interface is up again", Duration::from_secs(5));
+    assert!(
+        fw.exited().is_none(),
+        "fivewatch ended on the link flap; log:\n{}",
+        read_log(&log)
+    );
+
+    // Packets after the flap are still counted.
+    let before = packets(&scrape_until(addr, Duration::from_secs(2), |_| true));
+    send_udp(&dest, PORT, BURST);
+    let text = scrape_until(addr, Duration::from_secs(10), |t| packets(t) >= before + BURST as f64);
+    eprintln!(
+        "flap: packets before the second burst {before}, after {}",
+        packets(&text)
+    );
+    assert!(
+        packets(&text) >= before + BURST as f64,
+        "packets sent after the flap not counted (before: {before}):\n{text}\nlog:\n{}",
+        read_log(&log)
+    );
+    assert_eq!(log_count(&log, "interface went down"), 1, "log:\n{}", read_log(&log));
+    assert_eq!(log_count(&log, "interface is up again"), 1, "log:\n{}", read_log(&log));
+
+    // SIGTERM right away: the kernel counters of the last partial second are published.
+    // SAFETY: plain kill(2) on the pid of our own, not yet reaped, child.
+    assert_eq!(unsafe { libc::kill(fw.pid(), libc::SIGTERM) }, 0);
+    let status = fw.wait_timeout(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit after SIGTERM: {status:?}; log:\n{}",
+        read_log(&log)
+    );
+    let kernel = log_value(&log, "capture stopped", "kernel_packets");
+    eprintln!("flap: kernel_packets at shutdown {kernel:?}");
+    assert!(
+        kernel.is_some_and(|k| k >= 2 * BURST),
+        "kernel_packets at shutdown {kernel:?} < {}; log:\n{}",
+        2 * BURST,
+        read_log(&log)
+    );
+
+    // Deleting the interface ends a daemon with an error naming it, after a short wait.
+    let log2 = tmp.path().join("fivewatch-2.log");
+    let listen2 = format!("127.0.0.1:{}", free_port());
+    let run_args = [
+        "run",
+        "--interface",
+        &net.outer,
+        "--metrics-listen",
+        &listen2,
+        "--quiet",
+    ];
+    let mut fw = spawn_fivewatch(&run_args, &log2);
+    wait_for_log(&mut fw, &log2, "capturing", Duration::from_secs(10));
+    ip(&ip_bin, &["link", "del", &net.outer]).unwrap_or_else(|e| panic!("{e}"));
+    let t_del = Instant::now();
+    let status = fw.wait_timeout(Duration::from_secs(30));
+    eprintln!(
+        "delete: exit {status:?} {:.1} s after the interface was deleted",
+        t_del.elapsed().as_secs_f64()
+    );
+    let status = status.unwrap_or_else(|| panic!("still running 30 s after the interface was deleted"));
+    assert_eq!(status.code(), Some(1), "log:\n{}", read_log(&log2));
+    assert!(
+        t_del.elapsed() >= Duration::from_secs(9),
+        "gave up before the 10 s wait; log:\n{}",
+        read_log(&log2)
+    );
+    let text = read_log(&log2);
+    assert!(text.contains("interface disappeared"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("error") && l.contains(&net.outer) && l.contains("disappeared")),
+        "{text}"
+    );
+}
+
+/// SIGHUP during a paced replay reopens the alert file (log rotation): records before the
+/// rename stay in the renamed file, later ones go to a new file of the original name; the
+/// daemon keeps running and exits 0 after its linger.
+#[test]
+fn pcap_replay_sighup_reopens_alert_file() {
+    let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/syn-flood-spoofed-sources.pcap");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let alerts = tmp.path().join("a.jsonl");
+    let rotated = tmp.path().join("a.jsonl.1");
+    let log = tmp.path().join("fivewatch.log");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (alerts_arg, pcap_arg) = (alerts.display().to_string(), pcap.display().to_string());
+    let t0 = Instant::now();
+    let mut fw = spawn_fivewatch(
+        &[
+            "run",
+            "--pcap",
+            &pcap_arg,
+            "--speed",
+            "2",
+            "--linger",
+            "5",
+            "--alerts",
+            &alerts_arg,
+            "--quiet",
+            "--metrics-listen",
+            &listen,
+        ],
+        &log,
+    );
+    // The flood starts with the capture (its first record is due after about a second of
+    // capture time, half a second at speed 2); rotate once it is in the file, and after 1 s.
+    loop {
+        if !alert_records(&alerts).is_empty() && t0.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+        if let Some(st) = fw.exited() {
+            panic!("fivewatch exited ({st}); log:\n{}", read_log(&log));
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no alert record within 15 s; log:\n{}",
+            read_log(&log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fs::rename(&alerts, &rotated).expect("rename the alert file");
+    // SAFETY: plain kill(2) on the pid of our own, not yet reaped, child.
+    assert_eq!(unsafe { libc::kill(fw.pid(), libc::SIGHUP) }, 0);
+    wait_for_log(&mut fw, &log, "reopened alert file", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        fw.exited().is_none(),
+        "SIGHUP ended fivewatch; log:\n{}",
+        read_log(&log)
+    );
+    assert!(
+        log_count(&log, "not supported yet") >= 1,
+        "SIGHUP must say that reloading the configuration is not supported yet; log:\n{}",
+        read_log(&log)
+    );
+
+    // 23.7 s of capture at speed 2, then the 5 s linger, plus slack.
+    let status = fw.wait_timeout(Duration::from_secs(60));
+    let status = status.unwrap_or_else(|| panic!("fivewatch did not exit after the linger; log:\n{}", read_log(&log)));
+    assert!(status.success(), "exit {status}; log:\n{}", read_log(&log));
+
+    let (old, new) = (alert_records(&rotated), alert_records(&alerts));
+    eprintln!(
+        "sighup: {} records in a.jsonl.1, {} in the new a.jsonl",
+        old.len(),
+        new.len()
+    );
+    assert!(!old.is_empty(), "nothing in the rotated file");
+    assert!(
+        !new.is_empty(),
+        "nothing written after SIGHUP; log:\n{}",
+        read_log(&log)
+    );
+    let ids: std::collections::BTreeSet<String> = old
+        .iter()
+        .chain(&new)
+        .map(|r| r["alert_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    // One SYN flood episode in the capture.
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let last = new.last().expect("a record");
+    assert_eq!(last["state"], "ongoing", "final record (written at the end): {last}");
+    assert_eq!(old[0]["state"], "new", "{}", old[0]);
+}
+
+/// A pipe whose buffer is already full: writing to its write end blocks. Returns both ends.
+fn full_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0, "pipe2");
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let fd = w.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own; the status flags are restored below, because the
+    // child shares this open file description and must see a blocking pipe.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }, 0);
+    let chunk = [b'x'; 4096];
+    loop {
+        // SAFETY: writes from a live buffer of the stated length.
+        let n = unsafe { libc::write(fd, chunk.as_ptr().cast(), chunk.len()) };
+        if n <= 0 {
+            break;
+        }
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }, 0);
+    (r, w)
+}
+
+/// Standard output that never drains (`fivewatch run ... | sleep 40`) must not stall packet
+/// processing or the alert file, and must not keep the daemon from exiting.
+#[test]
+fn pcap_replay_with_blocked_stdout_keeps_working() {
+    // tests/data/expected/syn-flood-spoofed-sources.pcap.json: "frames": 37841.
+    const FRAMES: f64 = 37841.0;
+    let pcap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/syn-flood-spoofed-sources.pcap");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let alerts = tmp.path().join("alerts.jsonl");
+    let log = tmp.path().join("fivewatch.log");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let (_read_end, write_end) = full_pipe();
+    let child = Command::new(BIN)
+        .args([
+            "run",
+            "--pcap",
+            &pcap.display().to_string(),
+            "--speed",
+            "20",
+            "--linger",
+            "2",
+        ])
+        .args([
+            "--alerts",
+            &alerts.display().to_string(),
+            "--metrics-listen",
+            &addr.to_string(),
+        ])
+        .env("FIVEWATCH_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write_end))
+        .stderr(fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("cannot start fivewatch");
+    let mut fw = ChildGuard {
+        name: "fivewatch",
+        child,
+    };
+    wait_for_metrics(&mut fw, addr, Duration::from_secs(10), &log);
+    let text = scrape_until(addr, Duration::from_secs(20), |t| {
+        metric(t, "fivewatch_capture_packets_total", &[]) == Some(FRAMES)
+    });
+    assert_eq!(
+        metric(&text, "fivewatch_capture_packets_total", &[]),
+        Some(FRAMES),
+        "processing stalled behind the blocked stdout\n/metrics:\n{text}\nlog:\n{}",
+        read_log(&log)
+    );
+    // Linger (2 s) + the bounded stdout wait (2 s) + the bounded HTTP shutdown + slack.
+    let status = fw.wait_timeout(Duration::from_secs(30));
+    let status = status.unwrap_or_else(|| panic!("fivewatch did not exit; log:\n{}", read_log(&log)));
+    assert!(status.success(), "exit {status}; log:\n{}", read_log(&log));
+    let records = alert_records(&alerts);
+    let flood: Vec<_> = records.iter().filter(|r| r["alert"]["kind"] == "syn_flood").collect();
+    assert!(!flood.is_empty(), "alert file empty; log:\n{}", read_log(&log));
+    assert_eq!(
+        flood.last().map(|r| r["state"].clone()),
+        Some("ongoing".into()),
+        "the final record reached the file"
+    );
+    assert!(
+        log_count(&log, "standard output is blocked") == 1,
+        "log:\n{}",
+        read_log(&log)
     );
 }

@@ -639,6 +639,25 @@ impl Pacer {
         }
     }
 
+    /// Like [`Pacer::wait`], but returns early (within 50 ms) once `stop` is set; `false`
+    /// when it did.
+    pub fn wait_unless(&mut self, ts_ns: u64, stop: &std::sync::atomic::AtomicBool) -> bool {
+        let d = self.delay(ts_ns, Instant::now());
+        let Some(end) = Instant::now().checked_add(d) else {
+            return !stop.load(std::sync::atomic::Ordering::Relaxed);
+        };
+        loop {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return false;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
     /// How long to wait at instant `now` before releasing the frame stamped `ts_ns`.
     fn delay(&mut self, ts_ns: u64, now: Instant) -> Duration {
         if !(self.speed.is_finite() && self.speed > 0.0) {
@@ -657,7 +676,8 @@ impl Pacer {
         } else {
             due
         };
-        let next = base + gap;
+        // `gap` is at most MAX_PACER_GAP, but never let an Instant overflow panic.
+        let next = base.checked_add(gap).unwrap_or(base);
         self.due = Some(next);
         next.saturating_duration_since(now)
     }
@@ -1069,6 +1089,23 @@ mod tests {
         let mut slow = Pacer::new(f64::MIN_POSITIVE);
         slow.delay(0, t0);
         assert_eq!(slow.delay(u64::MAX, t0), MAX_PACER_GAP);
+    }
+
+    /// `run --loop` keeps one pacer across passes and shifts each pass to start 1 s of capture
+    /// time after the previous one ended: a one-packet file is then released once per second
+    /// at speed 1 (twice per second at speed 2), not as fast as possible.
+    #[test]
+    fn pacer_across_loop_passes() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let ts = 1_600_000_000_000_000_000u64;
+        let mut p = Pacer::new(1.0);
+        assert_eq!(p.delay(ts, t0), Duration::ZERO);
+        assert_eq!(p.delay(ts + 1_000_000_000, t0), ms(1000), "pass 2, 1 s later");
+        assert_eq!(p.delay(ts + 2_000_000_000, t0 + ms(1000)), ms(1000), "pass 3");
+        let mut fast = Pacer::new(2.0);
+        assert_eq!(fast.delay(ts, t0), Duration::ZERO);
+        assert_eq!(fast.delay(ts + 1_000_000_000, t0), ms(500));
     }
 
     // ---- real captures, only when copied into tests/data ----

@@ -14,6 +14,11 @@ pub const SNAPLEN: usize = 65536 + 256;
 pub const MAX_BATCH: usize = 256;
 /// Poll slice of the pnet backend (its read timeout is fixed when the channel is created).
 const PNET_SLICE: Duration = Duration::from_millis(10);
+/// How often the interface state is checked while its link is down or it is missing.
+const LINK_CHECK: Duration = Duration::from_millis(250);
+/// How long [`LiveSource::recv`] waits for a deleted interface to be created again before it
+/// gives up with an error.
+pub const GONE_GRACE: Duration = Duration::from_secs(10);
 
 /// How packets are read from the interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +51,26 @@ pub struct LiveSource {
     linktype: LinkType,
     rx: Rx,
     totals: LiveStats,
+    /// Kept to open the interface again if it is deleted and created anew.
+    backend: LiveBackend,
+    promiscuous: bool,
+    rcvbuf_bytes: usize,
+    /// Interface index the socket is bound to (a re-created interface gets a new one).
+    ifindex: u32,
+    link: Link,
+}
+
+/// What the source knows about its interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Capturing.
+    Up,
+    /// Administratively down (`ENETDOWN`): the socket stays bound and receives again once
+    /// the interface is up; its state is checked every [`LINK_CHECK`].
+    Down { next_check: Instant },
+    /// The interface was deleted: the socket can never receive again. A new one is opened if
+    /// an interface of the same name appears within [`GONE_GRACE`] of `since`.
+    Gone { since: Instant },
 }
 
 enum Rx {
@@ -79,21 +104,7 @@ impl LiveSource {
         promiscuous: bool,
         rcvbuf_bytes: usize,
     ) -> io::Result<LiveSource> {
-        let ctx = |what: &'static str| move |e| context(interface, what, e);
-        let hw = sys::hardware_type(interface).map_err(ctx("reading hardware type"))?;
-        let linktype = linktype_for(hw).ok_or_else(|| {
-            let msg = format!(
-                "interface {interface}: unsupported hardware type {hw} (ARPHRD); supported: Ethernet, loopback, raw IP"
-            );
-            io::Error::new(io::ErrorKind::Unsupported, msg)
-        })?;
-        let rx = match backend {
-            LiveBackend::AfPacket => Rx::Raw(
-                sys::RawSocket::open(interface, hw, promiscuous, rcvbuf_bytes)
-                    .map_err(ctx("opening AF_PACKET socket"))?,
-            ),
-            LiveBackend::Pnet => Rx::Pnet(open_pnet(interface, promiscuous).map_err(ctx("opening pnet channel"))?),
-        };
+        let (rx, linktype) = open_rx(interface, backend, promiscuous, rcvbuf_bytes)?;
         let supported = matches!(rx, Rx::Raw(_));
         Ok(LiveSource {
             iface: interface.to_string(),
@@ -103,6 +114,11 @@ impl LiveSource {
                 supported,
                 ..LiveStats::default()
             },
+            backend,
+            promiscuous,
+            rcvbuf_bytes,
+            ifindex: sys::if_state(interface).map_or(0, |(i, _)| i),
+            link: Link::Up,
         })
     }
 
@@ -122,23 +138,136 @@ impl LiveSource {
     /// timestamps are nanoseconds since the Unix epoch.
     /// The pnet backend may overrun `timeout` by up to 10 ms.
     ///
+    /// Link changes are handled here, so that a capture loop survives them:
+    /// * the interface goes down (`ENETDOWN`): logged once; calls return 0 until it is up
+    ///   again (logged once), then capture continues on the same socket;
+    /// * the interface is deleted: logged; calls return 0 while an interface of the same
+    ///   name is looked for every 250 ms; if one appears within [`GONE_GRACE`] a new socket is
+    ///   opened on it (logged), otherwise the call fails with an error naming the interface.
+    ///
     /// # Errors
-    /// Socket errors other than "would block" / "interrupted" (e.g. the interface went away).
-    /// If packets were already delivered in this call, the error is logged and `Ok` returned.
+    /// Socket errors other than "would block" / "interrupted" / the link changes above, and
+    /// an interface deleted for longer than [`GONE_GRACE`]. If packets were already delivered
+    /// in this call, the error is logged and `Ok` returned.
     pub fn recv(&mut self, timeout: Duration, mut f: impl FnMut(Frame<'_>)) -> io::Result<usize> {
+        if let Link::Gone { since } = self.link {
+            return self.recv_gone(since, timeout);
+        }
         let linktype = self.linktype;
+        let started = Instant::now();
         let res = match &mut self.rx {
             Rx::Raw(sock) => sock.recv(timeout, linktype, &mut f),
             Rx::Pnet(rx) => recv_pnet(rx.as_mut(), timeout, linktype, &mut f),
         };
         match res {
+            (n, Err(e)) if is_link_error(&e) => {
+                let was_down = matches!(self.link, Link::Down { .. });
+                self.link_lost(&e);
+                // The error is reported once per change; should it repeat at once, do not spin.
+                if was_down && n == 0 {
+                    std::thread::sleep(timeout.saturating_sub(started.elapsed()));
+                }
+                Ok(n)
+            }
             (n, Err(e)) if n > 0 => {
                 tracing::warn!(interface = %self.iface, error = %e, "capture read error");
                 Ok(n)
             }
             (_, Err(e)) => Err(context(&self.iface, "receiving", e)),
-            (n, Ok(())) => Ok(n),
+            (n, Ok(())) => {
+                self.check_down();
+                Ok(n)
+            }
         }
+    }
+
+    /// After a link error: down (same interface still there) or gone (deleted, or replaced
+    /// by a new interface of the same name, which this socket cannot see).
+    fn link_lost(&mut self, e: &io::Error) {
+        let now = Instant::now();
+        match sys::if_state(&self.iface) {
+            Some((idx, _)) if idx == self.ifindex => {
+                if self.link == Link::Up {
+                    tracing::warn!(
+                        interface = %self.iface, error = %e,
+                        "interface went down; capture paused until it is up again"
+                    );
+                }
+                self.link = Link::Down {
+                    next_check: now + LINK_CHECK,
+                };
+            }
+            _ => {
+                tracing::warn!(
+                    interface = %self.iface, error = %e,
+                    "interface disappeared (deleted?); waiting up to {} s for it to come back",
+                    GONE_GRACE.as_secs()
+                );
+                self.link = Link::Gone { since: now };
+            }
+        }
+    }
+
+    /// While down: every [`LINK_CHECK`], see whether the interface is up again (or gone).
+    fn check_down(&mut self) {
+        let Link::Down { next_check } = self.link else { return };
+        let now = Instant::now();
+        if now < next_check {
+            return;
+        }
+        match sys::if_state(&self.iface) {
+            Some((idx, true)) if idx == self.ifindex => {
+                tracing::info!(interface = %self.iface, "interface is up again; capture resumed");
+                self.link = Link::Up;
+            }
+            Some((idx, false)) if idx == self.ifindex => {
+                self.link = Link::Down {
+                    next_check: now + LINK_CHECK,
+                };
+            }
+            _ => {
+                tracing::warn!(
+                    interface = %self.iface,
+                    "interface disappeared (deleted?) while down; waiting up to {} s for it to come back",
+                    GONE_GRACE.as_secs()
+                );
+                self.link = Link::Gone { since: now };
+            }
+        }
+    }
+
+    /// While gone: wait a little, try to open an interface of the same name, give up after
+    /// [`GONE_GRACE`].
+    fn recv_gone(&mut self, since: Instant, timeout: Duration) -> io::Result<usize> {
+        std::thread::sleep(timeout.min(LINK_CHECK));
+        let mut last_error = None;
+        if let Some((idx, _)) = sys::if_state(&self.iface) {
+            match open_rx(&self.iface, self.backend, self.promiscuous, self.rcvbuf_bytes) {
+                Ok((rx, linktype)) => {
+                    // Keep the old socket's last kernel counts before it is closed.
+                    self.stats();
+                    self.rx = rx;
+                    self.linktype = linktype;
+                    self.ifindex = idx;
+                    self.link = Link::Up;
+                    tracing::info!(interface = %self.iface, "interface is back; capture resumed on a new socket");
+                    return Ok(0);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if since.elapsed() >= GONE_GRACE {
+            let why = last_error.map_or_else(|| "no such interface".to_string(), |e| e.to_string());
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "interface {}: disappeared (deleted?) and could not be opened again within {} s: {why}",
+                    self.iface,
+                    GONE_GRACE.as_secs()
+                ),
+            ));
+        }
+        Ok(0)
     }
 
     /// Kernel packet and drop counters accumulated since open (the kernel resets its own
@@ -152,6 +281,37 @@ impl LiveSource {
         }
         self.totals
     }
+}
+
+/// Opens the capture socket or channel on `interface`: the receiver and its link type.
+fn open_rx(
+    interface: &str,
+    backend: LiveBackend,
+    promiscuous: bool,
+    rcvbuf_bytes: usize,
+) -> io::Result<(Rx, LinkType)> {
+    let ctx = |what: &'static str| move |e| context(interface, what, e);
+    let hw = sys::hardware_type(interface).map_err(ctx("reading hardware type"))?;
+    let linktype = linktype_for(hw).ok_or_else(|| {
+        let msg = format!(
+            "interface {interface}: unsupported hardware type {hw} (ARPHRD); supported: Ethernet, loopback, raw IP"
+        );
+        io::Error::new(io::ErrorKind::Unsupported, msg)
+    })?;
+    let rx = match backend {
+        LiveBackend::AfPacket => Rx::Raw(
+            sys::RawSocket::open(interface, hw, promiscuous, rcvbuf_bytes).map_err(ctx("opening AF_PACKET socket"))?,
+        ),
+        LiveBackend::Pnet => Rx::Pnet(open_pnet(interface, promiscuous).map_err(ctx("opening pnet channel"))?),
+    };
+    Ok((rx, linktype))
+}
+
+/// Errors by which a socket reports that its interface went down or away: `ENETDOWN` (the
+/// packet socket's own report of a down or deleted device), `ENODEV`, `ENXIO`.
+fn is_link_error(e: &io::Error) -> bool {
+    e.raw_os_error()
+        .is_some_and(|c| c == libc::ENETDOWN || c == libc::ENODEV || c == libc::ENXIO)
 }
 
 /// Adds the interface name, the failed step and a privilege hint to an I/O error.
@@ -291,6 +451,29 @@ mod sys {
             ));
         }
         CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in interface name"))
+    }
+
+    /// `(ifindex, IFF_UP)` of interface `name`, `None` if there is no such interface (or it
+    /// cannot be queried).
+    pub fn if_state(name: &str) -> Option<(u32, bool)> {
+        let cname = c_name(name).ok()?;
+        // SAFETY: `cname` is a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return None;
+        }
+        let sock = socket(libc::AF_INET, libc::SOCK_DGRAM).ok()?;
+        // SAFETY: ifreq is plain old data; all-zero is a valid value.
+        let mut req: libc::ifreq = unsafe { zeroed() };
+        for (d, s) in req.ifr_name.iter_mut().zip(cname.as_bytes()) {
+            *d = *s as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags inside `req`, which lives
+        // across the call.
+        cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) }).ok()?;
+        // SAFETY: after a successful SIOCGIFFLAGS the flags member is the initialised one.
+        let flags = unsafe { req.ifr_ifru.ifru_flags };
+        Some((ifindex, flags & libc::IFF_UP as libc::c_short != 0))
     }
 
     /// ARPHRD hardware type of `name` (SIOCGIFHWADDR on an unprivileged UDP socket).
@@ -483,6 +666,11 @@ mod sys {
 
     /// Placeholder: the AF_PACKET backend only exists on Linux.
     pub struct RawSocket;
+
+    /// Interface state lookup is Linux-only; elsewhere the interface is assumed up.
+    pub fn if_state(_name: &str) -> Option<(u32, bool)> {
+        Some((0, true))
+    }
 
     /// Hardware type lookup is Linux-only; other systems are assumed to deliver Ethernet.
     pub fn hardware_type(_name: &str) -> io::Result<u16> {
