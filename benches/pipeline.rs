@@ -15,50 +15,20 @@ use fivewatch::flow::table::Timeouts;
 use fivewatch::flow::{FlowKey, FlowTable};
 use fivewatch::pipeline::Engine;
 
-fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
-    let total = (20 + l4.len()) as u16;
-    let mut v = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, proto, 0, 0];
-    v.extend_from_slice(&src);
-    v.extend_from_slice(&dst);
-    v.extend_from_slice(l4);
-    v
-}
+#[path = "../tests/common/frames.rs"]
+mod frames;
 
-fn tcp_syn(sport: u16, dport: u16) -> Vec<u8> {
-    let mut t = vec![0u8; 20];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[12] = 0x50;
-    t[13] = 0x02;
-    t
-}
+use frames::{ether, gtpu, ipv4, tcp};
 
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let len = (8 + payload.len()) as u16;
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&len.to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    u
-}
-
-fn ether(ip: Vec<u8>) -> Vec<u8> {
-    let mut f = vec![0u8; 12];
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend(ip);
-    f
-}
-
-/// Ethernet / IPv4 / UDP 2152 / GTP-U (E flag, PDU Session Container UL, QFI 9) / IPv4 / TCP.
+/// Ethernet / IPv4 / UDP 2152 / GTP-U (PDU Session Container UL, QFI 9) / IPv4 / TCP SYN.
 fn gtpu_frame() -> Vec<u8> {
-    let inner = ipv4(6, [10, 45, 0, 2], [8, 8, 8, 8], &tcp_syn(40000, 443));
-    let mut g = vec![0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0x10, 0x09, 0];
-    let glen = (g.len() - 8 + inner.len()) as u16;
-    g[2..4].copy_from_slice(&glen.to_be_bytes());
-    g.extend(inner);
-    ether(ipv4(17, [192, 168, 1, 10], [192, 168, 1, 20], &udp(2152, 2152, &g)))
+    gtpu(
+        [192, 168, 1, 10],
+        [192, 168, 1, 20],
+        1,
+        Some((1, 9)),
+        ipv4(6, [10, 45, 0, 2], [8, 8, 8, 8], &tcp(40000, 443, 0x02)),
+    )
 }
 
 fn load(path: &str) -> Vec<(u64, LinkType, Vec<u8>, u32)> {
@@ -69,7 +39,7 @@ fn load(path: &str) -> Vec<(u64, LinkType, Vec<u8>, u32)> {
 }
 
 fn bench_decode(c: &mut Criterion) {
-    let plain = ether(ipv4(6, [10, 0, 0, 1], [10, 0, 0, 2], &tcp_syn(40000, 80)));
+    let plain = ether(ipv4(6, [10, 0, 0, 1], [10, 0, 0, 2], &tcp(40000, 80, 0x02)));
     let gtp = gtpu_frame();
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(1));
@@ -100,7 +70,7 @@ fn bench_flow_table(c: &mut Criterion) {
                     6,
                     [10, 1, (i >> 8) as u8, i as u8],
                     [10, 0, 0, 2],
-                    &tcp_syn((i >> 16) as u16 + 1024, 80),
+                    &tcp((i >> 16) as u16 + 1024, 80, 0x02),
                 ));
                 match decode(LinkType::ETHERNET, &f) {
                     Ok(Decoded::Ip(p)) => p,

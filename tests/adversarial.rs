@@ -9,34 +9,9 @@ use fivewatch::pipeline::Engine;
 const S: u64 = 1_000_000_000;
 const T0: u64 = 1_700_000_000 * S;
 
-fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
-    let total = (20 + l4.len()) as u16;
-    let mut v = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, proto, 0, 0];
-    v.extend_from_slice(&src);
-    v.extend_from_slice(&dst);
-    v.extend_from_slice(l4);
-    v
-}
+mod common;
 
-fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut t = vec![0u8; 20];
-    t[0..2].copy_from_slice(&sport.to_be_bytes());
-    t[2..4].copy_from_slice(&dport.to_be_bytes());
-    t[12] = 0x50;
-    t[13] = flags;
-    t
-}
-
-fn ether(ip: Vec<u8>) -> Vec<u8> {
-    let mut f = vec![0u8; 12];
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend(ip);
-    f
-}
-
-fn syn(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
-    ether(ipv4(6, src, dst, &tcp(sport, dport, 0x02)))
-}
+use common::frames::{gtpu, ipv4, syn, tcp};
 
 fn feed(e: &mut Engine, ts: u64, f: &[u8]) {
     e.process(&Frame {
@@ -131,26 +106,13 @@ fn junk_keys_filling_the_tables_do_not_hide_a_flood() {
     );
 }
 
-fn gtpu(outer_src: [u8; 4], outer_dst: [u8; 4], teid: u32, inner: Vec<u8>) -> Vec<u8> {
-    let mut g = vec![0x30, 0xff, 0, 0];
-    g.extend_from_slice(&teid.to_be_bytes());
-    g[2..4].copy_from_slice(&(inner.len() as u16).to_be_bytes());
-    g.extend(inner);
-    let mut u = vec![0x08, 0x68, 0x08, 0x68];
-    u.extend_from_slice(&((8 + g.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend(g);
-    ether(ipv4(17, outer_src, outer_dst, &u))
-}
-
-/// A UE behind a gNB floods a server with SYNs and forges the server's SYN-ACK and its own
-/// ACK, all uplink (gNB → UPF), to make every attempt look like a completed handshake. A
-/// genuine SYN-ACK would come downlink from the UPF, so the forged ones do not cancel the
-/// half-open count and the flood is reported.
-#[test]
-fn forged_uplink_handshakes_do_not_hide_a_tunnelled_flood() {
+/// A UE behind a gNB sends 1000 SYN/s to a server for 3 s; each SYN is followed by a
+/// SYN-ACK sent from `synack_from` (outer source, TEID) and the UE's ACK. Returns the
+/// syn_flood alerts raised.
+fn tunnelled_handshakes(synack_from: ([u8; 4], [u8; 4], u32)) -> Vec<serde_json::Value> {
     let (gnb, upf) = ([192, 0, 2, 10], [192, 0, 2, 20]);
     let (ue, server) = ([10, 45, 0, 2], [203, 0, 113, 5]);
+    let (sa_src, sa_dst, sa_teid) = synack_from;
     let mut e = Engine::new(&Config::default(), "t".into());
     for i in 0..3000u64 {
         let t = T0 + i * S / 1000;
@@ -158,52 +120,44 @@ fn forged_uplink_handshakes_do_not_hide_a_tunnelled_flood() {
         feed(
             &mut e,
             t,
-            &gtpu(gnb, upf, 0x100, ipv4(6, ue, server, &tcp(port, 443, 0x02))),
+            &gtpu(gnb, upf, 0x100, None, ipv4(6, ue, server, &tcp(port, 443, 0x02))),
         );
         feed(
             &mut e,
             t + 1000,
-            &gtpu(gnb, upf, 0x100, ipv4(6, server, ue, &tcp(443, port, 0x12))),
+            &gtpu(
+                sa_src,
+                sa_dst,
+                sa_teid,
+                None,
+                ipv4(6, server, ue, &tcp(443, port, 0x12)),
+            ),
         );
         feed(
             &mut e,
             t + 2000,
-            &gtpu(gnb, upf, 0x100, ipv4(6, ue, server, &tcp(port, 443, 0x10))),
+            &gtpu(gnb, upf, 0x100, None, ipv4(6, ue, server, &tcp(port, 443, 0x10))),
         );
     }
-    let alerts = syn_flood_alerts(&mut e);
+    syn_flood_alerts(&mut e)
+}
+
+/// The UE forges the server's SYN-ACK uplink (gNB → UPF) to make every attempt look like a
+/// completed handshake. A genuine SYN-ACK comes downlink from the UPF, so the forged ones do
+/// not cancel the half-open count and the flood is reported.
+#[test]
+fn forged_uplink_handshakes_do_not_hide_a_tunnelled_flood() {
+    let alerts = tunnelled_handshakes(([192, 0, 2, 10], [192, 0, 2, 20], 0x100));
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["dest_ip"], "203.0.113.5");
     assert_eq!(alerts[0]["gtp"]["teid"], 0x100);
 }
 
-/// The same exchange with genuine replies (SYN-ACK downlink from the UPF side, then the
-/// ACK uplink) is a burst of completed connections, not a SYN flood.
+/// With genuine replies (SYN-ACK downlink, UPF → gNB, TEID chosen by the gNB) the same
+/// exchange is a burst of completed connections, not a SYN flood.
 #[test]
 fn genuine_tunnelled_handshakes_are_not_a_flood() {
-    let (gnb, upf) = ([192, 0, 2, 10], [192, 0, 2, 20]);
-    let (ue, server) = ([10, 45, 0, 2], [203, 0, 113, 5]);
-    let mut e = Engine::new(&Config::default(), "t".into());
-    for i in 0..3000u64 {
-        let t = T0 + i * S / 1000;
-        let port = 10_000 + i as u16;
-        feed(
-            &mut e,
-            t,
-            &gtpu(gnb, upf, 0x100, ipv4(6, ue, server, &tcp(port, 443, 0x02))),
-        );
-        feed(
-            &mut e,
-            t + 1000,
-            &gtpu(upf, gnb, 0x200, ipv4(6, server, ue, &tcp(443, port, 0x12))),
-        );
-        feed(
-            &mut e,
-            t + 2000,
-            &gtpu(gnb, upf, 0x100, ipv4(6, ue, server, &tcp(port, 443, 0x10))),
-        );
-    }
-    assert_eq!(syn_flood_alerts(&mut e).len(), 0);
+    assert_eq!(tunnelled_handshakes(([192, 0, 2, 20], [192, 0, 2, 10], 0x200)).len(), 0);
 }
 
 /// A flood, 65 s of background SYNs (50/s, below threshold: the alert resolves), then a

@@ -8,27 +8,12 @@ use fivewatch::decode::{decode, Decoded, Packet};
 use fivewatch::flow::table::Timeouts;
 use fivewatch::flow::{FlowKey, FlowTable};
 
-fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
-    let total = (20 + l4.len()) as u16;
-    let mut v = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, proto, 0, 0];
-    v.extend_from_slice(&src);
-    v.extend_from_slice(&dst);
-    v.extend_from_slice(l4);
-    v
-}
+mod common;
 
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    u
-}
+use common::frames::{gtpu, ipv4, udp};
 
 /// G-PDU from `outer_src` to `outer_dst` with TEID `teid` and a PSC of `pdu_type`
-/// (0 = DL, 1 = UL) and QFI 5, carrying UDP `inner_src:4000 → inner_dst:53` (or reversed).
+/// (0 = DL, 1 = UL) and QFI 5, carrying UDP `inner` (src, sport, dst, dport), decoded.
 fn gpdu(
     outer_src: [u8; 4],
     outer_dst: [u8; 4],
@@ -37,16 +22,13 @@ fn gpdu(
     inner: ([u8; 4], u16, [u8; 4], u16),
 ) -> Packet {
     let (is, isp, id, idp) = inner;
-    let inner = ipv4(17, is, id, &udp(isp, idp, b"q"));
-    let mut g = vec![0x34, 0xff, 0, 0];
-    g.extend_from_slice(&teid.to_be_bytes());
-    g.extend_from_slice(&[0, 0, 0, 0x85, 1, pdu_type << 4, 5, 0]);
-    let glen = (g.len() - 8 + inner.len()) as u16;
-    g[2..4].copy_from_slice(&glen.to_be_bytes());
-    g.extend(inner);
-    let mut f = vec![0u8; 12];
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend(ipv4(17, outer_src, outer_dst, &udp(2152, 2152, &g)));
+    let f = gtpu(
+        outer_src,
+        outer_dst,
+        teid,
+        Some((pdu_type, 5)),
+        ipv4(17, is, id, &udp(isp, idp, b"q")),
+    );
     match decode(LinkType::ETHERNET, &f) {
         Ok(Decoded::Ip(p)) => p,
         other => panic!("built G-PDU must decode: {other:?}"),

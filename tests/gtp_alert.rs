@@ -7,41 +7,15 @@ use fivewatch::capture::{Frame, LinkType};
 use fivewatch::config::Config;
 use fivewatch::pipeline::Engine;
 
-fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], l4: &[u8]) -> Vec<u8> {
-    let total = (20 + l4.len()) as u16;
-    let mut v = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, proto, 0, 0];
-    v.extend_from_slice(&src);
-    v.extend_from_slice(&dst);
-    v.extend_from_slice(l4);
-    v
-}
+mod common;
 
-/// Ethernet / IPv4 gNB→UPF / UDP 2152 / GTP-U G-PDU TEID 0x00001234 with a UL PDU Session
-/// Container (QFI 9) / IPv4 UE 10.45.0.2 → 198.51.100.7 / TCP SYN to 443.
+use common::frames::{gtpu, ipv4, tcp};
+
+/// Ethernet / IPv4 gNB 192.0.2.10 → UPF 192.0.2.20 / UDP 2152 / GTP-U G-PDU TEID 0x1234 with
+/// a UL PDU Session Container (QFI 9) / IPv4 UE 10.45.0.2 → 198.51.100.7 / TCP SYN to 443.
 fn uplink_syn(sport: u16) -> Vec<u8> {
-    let mut tcp = vec![0u8; 20];
-    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&443u16.to_be_bytes());
-    tcp[12] = 0x50;
-    tcp[13] = 0x02;
-    let inner = ipv4(6, [10, 45, 0, 2], [198, 51, 100, 7], &tcp);
-    // Flags 0x34: version 1, PT 1, E 1; G-PDU; then seq/N-PDU/next-ext = 0x85;
-    // PSC: length 1 (4 octets), PDU type 1 (UL) in the high nibble, QFI 9, next type 0.
-    let mut gtp = vec![
-        0x34, 0xff, 0, 0, 0x00, 0x00, 0x12, 0x34, 0, 0, 0, 0x85, 1, 0x10, 0x09, 0,
-    ];
-    let glen = (gtp.len() - 8 + inner.len()) as u16;
-    gtp[2..4].copy_from_slice(&glen.to_be_bytes());
-    gtp.extend(inner);
-    let ulen = (8 + gtp.len()) as u16;
-    let mut udp = vec![0x08, 0x68, 0x08, 0x68];
-    udp.extend_from_slice(&ulen.to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend(gtp);
-    let mut f = vec![0u8; 12];
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend(ipv4(17, [192, 0, 2, 10], [192, 0, 2, 20], &udp));
-    f
+    let inner = ipv4(6, [10, 45, 0, 2], [198, 51, 100, 7], &tcp(sport, 443, 0x02));
+    gtpu([192, 0, 2, 10], [192, 0, 2, 20], 0x1234, Some((1, 9)), inner)
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! `tests/data/` only.
 #![allow(dead_code)]
 
+pub mod frames;
+
 use std::path::{Path, PathBuf};
 
 use fivewatch::alert::AlertRecord;
