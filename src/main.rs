@@ -135,6 +135,18 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { file } => {
             let cfg = Config::load(&file)?;
             app::preflight(&cfg).with_context(|| format!("config file {}", file.display()))?;
+            if cfg.capture.interface.is_empty() && cfg.capture.pcap.is_empty() {
+                eprintln!(
+                    "{}: warning: neither capture.interface nor capture.pcap is set: `fivewatch run` will need --interface or --pcap",
+                    file.display()
+                );
+            }
+            if cfg.alerts.file.is_empty() {
+                eprintln!(
+                    "{}: warning: alerts.file is not set: alerts go to standard output only (nowhere with --quiet)",
+                    file.display()
+                );
+            }
             println!("{}: ok", file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -235,6 +247,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(cfg.metrics.listen.parse()?)
             };
             let file = (!cfg.alerts.file.is_empty()).then(|| PathBuf::from(&cfg.alerts.file));
+            if file.is_none() && !cfg.alerts.stdout {
+                tracing::warn!(
+                    "alert records are written nowhere: set alerts.file (or --alerts FILE), or drop --quiet"
+                );
+            }
             let sink = AlertSink::open(file.as_deref(), cfg.alerts.stdout)?;
             app::run(
                 &cfg,

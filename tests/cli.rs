@@ -349,3 +349,29 @@ fn run_rejects_unusable_linger_and_speed() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// The example alert in README.md is exactly the first record `replay` writes for the
+/// bundled SYN flood capture (with `alerts.sensor_name = "probe-1"`), so the documented
+/// format cannot drift from the real one.
+#[test]
+fn readme_example_alert_is_the_real_first_record() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```json\n").expect("README has a json example") + "```json\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let documented: serde_json::Value = serde_json::from_str(&readme[start..end]).expect("README example is JSON");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[alerts]\nsensor_name = \"probe-1\"\n").unwrap();
+    let out = fivewatch(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--alerts",
+        "-",
+        "tests/data/syn-flood-spoofed-sources.pcap",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first_line = String::from_utf8_lossy(&out.stdout).lines().next().unwrap().to_string();
+    let real: serde_json::Value = serde_json::from_str(&first_line).unwrap();
+    assert_eq!(real, documented);
+}

@@ -222,6 +222,18 @@ fn nmap_syn_scan_one_vertical_episode() {
         "{last}"
     );
     assert_eq!(last["port_scan"]["distinct_hosts"], 1, "{last}");
+    // Every SYN nmap sent opened a flow (tshark: 1994 SYN-only frames), and the three
+    // ports that answered SYN-ACK (22, 53, 80) are the answered probes.
+    assert_eq!(
+        last["port_scan"]["probes"].as_u64(),
+        facts["syn_only_frames"].as_u64(),
+        "{last}"
+    );
+    assert_eq!(
+        last["port_scan"]["answered"].as_u64(),
+        facts["distinct_ports_replying_synack"].as_u64(),
+        "{last}"
+    );
     assert!(
         last["port_scan"]["scan_type"].as_str().unwrap().contains("vertical"),
         "{last}"

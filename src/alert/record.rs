@@ -190,8 +190,11 @@ impl AlertRecord {
                 };
                 (
                     format!(
-                        "SYN flood towards {target}: {:.0} half-open SYN/s now, peak {:.0} (threshold {:.0}/s, {:.0} s window)",
-                        ev.observed, ev.peak, ev.threshold, ev.window_s
+                        "SYN flood towards {target}: {} half-open SYN/s now, peak {} (threshold {}/s, {} s window)",
+                        num(ev.observed),
+                        num(ev.peak),
+                        num(ev.threshold),
+                        num(ev.window_s)
                     ),
                     "Denial of Service",
                     "syn_flood",
@@ -205,12 +208,12 @@ impl AlertRecord {
             }
             Detail::PortScan { scan_type, probes, distinct_ports, distinct_hosts, answered, targets_sample } => (
                 format!(
-                    "{scan_type} port scan from {}: {probes} probes to {distinct_ports} distinct ports on {distinct_hosts} host{}, {answered} answered (threshold {:.0} unanswered {} in {:.0} s)",
+                    "{scan_type} port scan from {}: {probes} probes to {distinct_ports} distinct ports on {distinct_hosts} host{}, {answered} answered (threshold {} unanswered {} in {} s)",
                     ev.entity,
                     if *distinct_hosts == 1 { "" } else { "s" },
-                    ev.threshold,
+                    num(ev.threshold),
                     ev.unit,
-                    ev.window_s
+                    num(ev.window_s)
                 ),
                 "Network Scan",
                 "port_scan",
@@ -283,6 +286,16 @@ impl AlertRecord {
     }
 }
 
+/// A number for a sentence: integers without decimals, others with up to 3.
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 || x.abs() >= 1000.0 {
+        format!("{x:.0}")
+    } else {
+        let s = format!("{x:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -290,6 +303,14 @@ fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_in_signatures() {
+        assert_eq!(
+            (num(300.0), num(0.5), num(83.637), num(22322.4)),
+            ("300".into(), "0.5".into(), "83.637".into(), "22322".into())
+        );
+    }
 
     #[test]
     fn eve_timestamp_format() {

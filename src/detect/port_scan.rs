@@ -87,12 +87,18 @@ struct Source {
     per_host: FastMap<IpAddr, u32>,
     /// Unanswered probes per destination port.
     per_port: FastMap<u16, u32>,
+    /// Connection attempts in the window (every new flow, repeats included).
+    attempts: u64,
+    /// Attempts answered in the window.
+    answers: u64,
     episode: Option<Box<Episode>>,
 }
 
 impl Source {
     fn reset(&mut self, now: u64) {
         self.window_start = now;
+        self.attempts = 0;
+        self.answers = 0;
         self.probes = FastMap::default();
         self.per_host = FastMap::default();
         self.per_port = FastMap::default();
@@ -189,9 +195,12 @@ impl PortScan {
                         }
                     }
                 }
-                if let Some(e) = &mut s.episode {
-                    e.answered += 1;
-                    e.dirty = true;
+                match &mut s.episode {
+                    Some(e) => {
+                        e.answered += 1;
+                        e.dirty = true;
+                    }
+                    None => s.answers += 1,
                 }
             }
             return;
@@ -215,6 +224,7 @@ impl PortScan {
             self.probes_held = self.probes_held.saturating_sub(s.probes.len());
             s.reset(ts);
         }
+        s.attempts += 1;
         let (d, port) = (p.dst, p.dst_port);
         if s.probes.contains_key(&(d, port)) {
             return;
@@ -266,8 +276,8 @@ impl PortScan {
             observed,
             peak: observed,
             threshold,
-            probes: s.probes.len() as u64,
-            answered: s.probes.values().filter(|a| **a).count() as u64,
+            probes: s.attempts,
+            answered: s.answers.min(s.attempts),
             ports: Box::new([0u64; 1024]),
             hosts_exact: Vec::new(),
             hosts: Hll::default(),
@@ -367,7 +377,7 @@ fn event(cfg: &PortScanConfig, src: IpAddr, e: &Episode, phase: Phase) -> Event 
             probes: e.probes,
             distinct_ports: e.distinct_ports(),
             distinct_hosts: e.distinct_hosts(),
-            answered: e.answered,
+            answered: e.answered.min(e.probes),
             targets_sample: e.hosts_exact.iter().take(SAMPLE).copied().collect(),
         },
     }
