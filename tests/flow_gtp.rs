@@ -72,3 +72,36 @@ fn uplink_and_downlink_are_one_flow_with_both_teids() {
     t.update(&other, &k3, ab3, 3 * S, &mut |_, _| {});
     assert_eq!(t.len(), 2);
 }
+
+/// 60 UEs with the same address 10.45.0.2, each behind its own gNB/UPF pair, each sending
+/// two unanswered UDP datagrams to port 443 of two servers: 120 probes in all, but no UE
+/// probed more than 2 hosts, so there is no horizontal scan (threshold 100 hosts).
+#[test]
+fn overlapping_ue_addresses_are_separate_scanners() {
+    use fivewatch::capture::Frame;
+    use fivewatch::config::Config;
+    use fivewatch::pipeline::Engine;
+    let mut e = Engine::new(&Config::default(), "t".into());
+    let mut n = 0u64;
+    for ue in 0..60u8 {
+        for server in 0..2u8 {
+            let inner = ipv4(
+                17,
+                [10, 45, 0, 2],
+                [203, 0, 113, ue * 2 + server],
+                &udp(40000, 443, b"x"),
+            );
+            let f = gtpu([192, 0, 2, ue], [198, 51, 100, ue], 0x100, Some((1, 5)), inner);
+            n += 1;
+            e.process(&Frame {
+                ts_ns: 1_700_000_000 * S + n * S / 100,
+                linktype: LinkType::ETHERNET,
+                data: &f,
+                wire_len: f.len() as u32,
+            });
+        }
+    }
+    e.finish();
+    assert_eq!(e.take_records().count(), 0);
+    assert_eq!(e.stats().flows_created, 120);
+}

@@ -26,7 +26,7 @@ struct OpenAlert {
 
 /// Alert lifecycle bookkeeping: ids, update rate limiting, counts.
 pub struct AlertManager {
-    open: HashMap<(AlertKind, u64, std::net::IpAddr), OpenAlert>,
+    open: HashMap<(AlertKind, u64, std::net::IpAddr, u64), OpenAlert>,
     update_interval_ns: u64,
     sensor: String,
     /// Episodes opened, by kind and severity at opening.
@@ -52,7 +52,7 @@ impl AlertManager {
 
     /// Handle one event; the records to emit are pushed to `out`.
     pub fn handle(&mut self, ev: Event, out: &mut Vec<AlertRecord>) {
-        let key = (ev.kind, ev.episode, ev.entity);
+        let key = (ev.kind, ev.episode, ev.entity, ev.scope);
         let sev = Severity::of(severity(ev.peak.max(ev.observed), ev.threshold));
         match ev.phase {
             Phase::Open => {
@@ -124,6 +124,11 @@ impl AlertManager {
 
 /// Stable id of an episode: the same capture gives the same ids on every replay.
 fn alert_id(ev: &Event) -> String {
-    let h = foldhash::quality::FixedState::with_seed(0xa1e7).hash_one((ev.kind.as_str(), ev.entity, ev.first_seen_ns));
+    let h = foldhash::quality::FixedState::with_seed(0xa1e7).hash_one((
+        ev.kind.as_str(),
+        ev.entity,
+        ev.scope,
+        ev.first_seen_ns,
+    ));
     format!("{:016x}", h)
 }

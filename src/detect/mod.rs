@@ -130,6 +130,9 @@ pub struct Event {
     pub phase: Phase,
     /// The host the episode is about: the victim (flood) or the scanner (scan).
     pub entity: IpAddr,
+    /// The address space `entity` is unique in: 0 for plain IP, else a hash of the GTP-U
+    /// tunnel endpoint pair (UE addresses repeat behind different gNB/UPF pairs).
+    pub scope: u64,
     /// The port the episode is about, when it is about one (a flooded host:port, the port of
     /// a horizontal scan).
     pub scope_port: Option<u16>,
@@ -211,6 +214,18 @@ impl Detectors {
         if let Some(d) = &mut self.port_scan {
             d.reset(out);
         }
+    }
+}
+
+/// The address space of a flow's endpoints: 0 for plain IP, else a hash of its unordered
+/// GTP-U tunnel endpoint pair.
+#[inline]
+pub(crate) fn scope_of(key: &crate::flow::FlowKey) -> u64 {
+    use std::hash::BuildHasher;
+    if key.is_tunnelled() {
+        foldhash::quality::FixedState::with_seed(0x5c0e).hash_one((key.tun_a, key.tun_b)) | 1
+    } else {
+        0
     }
 }
 

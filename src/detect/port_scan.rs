@@ -2,7 +2,9 @@
 //! a flow) that go unanswered to many ports of one host (vertical) or to many hosts on one
 //! port (horizontal) within a window of capture time. Answered attempts (SYN-ACK, or any
 //! UDP reply) do not count, so busy clients do not look like scanners. One episode per
-//! scanner.
+//! scanner. A scanner inside a GTP-U tunnel is keyed by its address *and* its tunnel
+//! endpoint pair: UE address pools overlap between gNB/UPF pairs, so two UEs with the same
+//! address are two sources.
 
 use std::net::IpAddr;
 
@@ -108,8 +110,8 @@ impl Source {
 /// The port scan detector of one worker.
 pub struct PortScan {
     cfg: PortScanConfig,
-    sources: LruMap<IpAddr, Source>,
-    open: Vec<IpAddr>,
+    sources: LruMap<Scoped, Source>,
+    open: Vec<Scoped>,
     next_id: u64,
     /// Probes remembered over all sources (bounded by `max_tracked_probes`).
     probes_held: usize,
@@ -122,6 +124,9 @@ pub struct PortScan {
     /// Episodes not opened because `max_open_alerts` were already open.
     pub suppressed: u64,
 }
+
+/// A source address and the scope it is unique in (see [`super::scope_of`]).
+type Scoped = (IpAddr, u64);
 
 fn has_episode(s: &Source) -> bool {
     s.episode.is_some()
@@ -181,7 +186,7 @@ impl PortScan {
                 _ => false,
             };
         if answer {
-            let (scanner, _) = flow.initiator();
+            let scanner = (flow.initiator().0, super::scope_of(&flow.key));
             let (dst, port) = flow.responder();
             if let Some(s) = self.sources.get_mut(&scanner) {
                 if let Some(answered) = s.probes.get_mut(&(dst, port)) {
@@ -210,9 +215,12 @@ impl PortScan {
         }
         let w = self.cfg.window_ns;
         let held = &mut self.probes_held;
-        let s = self.sources.entry_evicting(p.src, Source::default, has_episode, |old| {
-            *held = held.saturating_sub(old.probes.len())
-        });
+        let scanner = (p.src, super::scope_of(&flow.key));
+        let s = self
+            .sources
+            .entry_evicting(scanner, Source::default, has_episode, |old| {
+                *held = held.saturating_sub(old.probes.len())
+            });
         if let Some(e) = &mut s.episode {
             e.probes += 1;
             e.last_ns = e.last_ns.max(ts);
@@ -292,7 +300,7 @@ impl PortScan {
         self.probes_held = self.probes_held.saturating_sub(s.probes.len());
         s.reset(s.window_start);
         s.episode = Some(Box::new(e));
-        self.open.push(p.src);
+        self.open.push(scanner);
     }
 
     /// Once per second of capture time.
@@ -357,11 +365,12 @@ impl PortScan {
     }
 }
 
-fn event(cfg: &PortScanConfig, src: IpAddr, e: &Episode, phase: Phase) -> Event {
+fn event(cfg: &PortScanConfig, src: Scoped, e: &Episode, phase: Phase) -> Event {
     Event {
         kind: AlertKind::PortScan,
         phase,
-        entity: src,
+        entity: src.0,
+        scope: src.1,
         scope_port: e.scope_port,
         episode: e.id,
         first_seen_ns: e.first_ns,

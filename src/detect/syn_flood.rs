@@ -287,6 +287,7 @@ fn event(cfg: &SynFloodConfig, host: IpAddr, e: &Episode, phase: Phase) -> Event
         kind: AlertKind::SynFlood,
         phase,
         entity: host,
+        scope: 0,
         scope_port: e.port,
         episode: e.id,
         first_seen_ns: e.first_ns,
