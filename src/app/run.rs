@@ -1,0 +1,363 @@
+//! `fivewatch run`: capture thread → bounded queue → worker → alert sinks, with the
+//! metrics server, signals and linger.
+
+use super::sink::{SinkQueue, Target};
+use super::*;
+
+/// Where `run` reads frames from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A live interface.
+    Interface(String),
+    /// A capture file replayed at `speed` times the recorded rate, optionally looped.
+    File {
+        /// Path.
+        path: PathBuf,
+        /// 1.0 = recorded speed.
+        speed: f64,
+        /// Start again at the end.
+        looped: bool,
+    },
+}
+
+/// Options of `run` after flags were merged over the config file.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Frame source.
+    pub source: Source,
+    /// Metrics listen address (None: no HTTP server).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds to keep serving `/metrics` after a (non-looped) file ends; None = until a
+    /// signal arrives.
+    pub linger: Option<f64>,
+}
+
+const BATCH: usize = 256;
+
+/// A batch of frames copied out of the capture buffer, recycled between capture and worker.
+#[derive(Default)]
+struct Batch {
+    data: Vec<u8>,
+    frames: Vec<(u64, u32, u32, u32, u32)>, // ts_ns, linktype, wire_len, offset, len
+}
+
+impl Batch {
+    fn push(&mut self, f: &Frame<'_>) {
+        let off = self.data.len() as u32;
+        self.data.extend_from_slice(f.data);
+        self.frames
+            .push((f.ts_ns, f.linktype.0, f.wire_len, off, f.data.len() as u32));
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.frames.clear();
+    }
+}
+
+/// Logs (once per SIGHUP) that SIGHUP only reopens the alert file.
+fn note_sighup(flag: &AtomicBool, has_file: bool) {
+    if flag.swap(false, Ordering::Relaxed) {
+        if has_file {
+            tracing::info!(
+                "SIGHUP: reopening the alert file (log rotation); reloading the configuration is not supported yet (planned)"
+            );
+        } else {
+            tracing::info!(
+                "SIGHUP: no alert file open (none configured, or no more records are written); reloading the configuration is not supported yet (planned)"
+            );
+        }
+    }
+}
+
+/// The daemon: capture thread → bounded queue → worker thread (engine) → one bounded queue
+/// and writer thread per alert sink, with `/metrics` served over HTTP. Returns after
+/// SIGINT/SIGTERM (or when a capture file ends and the linger time is over), having
+/// processed every queued frame and written every alert to the file (standard output gets
+/// [`STDOUT_DRAIN_TIMEOUT`] to take its records). SIGHUP reopens the alert file.
+pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handler")?;
+    }
+    // SIGHUP: the file writer reopens the alert file; the worker logs it.
+    let reopen = Arc::new(AtomicBool::new(false));
+    let hup_note = Arc::new(AtomicBool::new(false));
+    for flag in [&reopen, &hup_note] {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(flag))
+            .context("cannot install signal handler")?;
+    }
+    let metrics = Metrics::new();
+    let shared = Arc::new(Mutex::new(metrics.clone()));
+    let server = match opts.metrics_listen {
+        Some(addr) => {
+            let m = Arc::clone(&shared);
+            let render = Arc::new(move || m.lock().map(|m| m.render()).unwrap_or_default());
+            let s = HttpServer::start(addr, render).with_context(|| format!("cannot serve metrics on {addr}"))?;
+            tracing::info!(address = %s.local_addr, "serving /metrics");
+            Some(s)
+        }
+        None => None,
+    };
+
+    let has_file = sink.outs.iter().any(|o| matches!(o.target, Target::File { .. }));
+    let mut sinks = Vec::new();
+    for out in sink.outs {
+        sinks.push(
+            SinkQueue::start(out, metrics.alert_sink_errors.clone(), Arc::clone(&reopen))
+                .context("cannot start alert writer thread")?,
+        );
+    }
+
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<Batch>(cfg.capture.queue_batches);
+    let (free_tx, free_rx) = crossbeam_channel::bounded::<Batch>(cfg.capture.queue_batches + 2);
+    let engine = Engine::new(cfg, sensor_name(cfg)).with_timing(metrics.processing_seconds.clone());
+
+    let worker_metrics = Arc::clone(&shared);
+    let live = matches!(opts.source, Source::Interface(_));
+    let worker_hup = Arc::clone(&hup_note);
+    let worker = std::thread::Builder::new()
+        .name("fivewatch-worker".into())
+        .spawn(move || {
+            let mut engine = engine;
+            let mut sinks = sinks;
+            let mut records = 0u64;
+            let mut last_publish = Instant::now();
+            let publish = |engine: &mut Engine| {
+                engine.refresh_stats();
+                if let Ok(mut m) = worker_metrics.lock() {
+                    m.publish(engine.stats());
+                }
+            };
+            let mut emit = |engine: &mut Engine| {
+                for rec in engine.take_records() {
+                    let line: Arc<str> = rec.to_json().into();
+                    for s in &mut sinks {
+                        s.send(&line);
+                    }
+                    records += 1;
+                }
+            };
+            loop {
+                match full_rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(mut b) => {
+                        for &(ts, lt, wire, off, len) in &b.frames {
+                            let data = b.data.get(off as usize..(off + len) as usize).unwrap_or(&[]);
+                            engine.process(&Frame {
+                                ts_ns: ts,
+                                linktype: LinkType(lt),
+                                data,
+                                wire_len: wire,
+                            });
+                        }
+                        b.clear();
+                        let _ = free_tx.try_send(b);
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        // A quiet live link: let the wall clock (which live timestamps follow)
+                        // drive ticks, so open alerts still resolve. Replayed files keep their
+                        // own capture time.
+                        if live {
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_nanos() as u64);
+                            engine.advance_to(now);
+                        }
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                }
+                emit(&mut engine);
+                note_sighup(&worker_hup, has_file);
+                if last_publish.elapsed() >= Duration::from_millis(500) {
+                    publish(&mut engine);
+                    last_publish = Instant::now();
+                }
+            }
+            engine.finish();
+            emit(&mut engine);
+            publish(&mut engine);
+            let s = engine.stats();
+            tracing::info!(
+                packets = s.packets,
+                bytes = s.bytes,
+                decode_errors = s.decode_errors_total(),
+                flows = s.flows_created,
+                syn_flood_alerts = s.alerts_of(AlertKind::SynFlood),
+                port_scan_alerts = s.alerts_of(AlertKind::PortScan),
+                alert_records = records,
+                "worker finished"
+            );
+            sinks
+        })?;
+
+    let capture_result = capture_loop(cfg, opts, &stop, &full_tx, &free_rx, &shared);
+    drop(full_tx);
+    match worker.join() {
+        // The file writer is joined (flushed); standard output gets a bounded wait.
+        Ok(sinks) => sinks.into_iter().for_each(SinkQueue::close),
+        Err(_) => tracing::error!("worker thread panicked"),
+    }
+    // Keep /metrics up after a capture file ends so that it can still be scraped; without
+    // a metrics server there is nothing to wait for.
+    if capture_result.is_ok() && !stop.load(Ordering::Relaxed) && server.is_some() {
+        if let Source::File { .. } = opts.source {
+            linger(opts.linger, &stop, &hup_note);
+        }
+    }
+    if stop.load(Ordering::Relaxed) {
+        tracing::info!("signal received: stopped capture, processed queued frames and wrote alerts");
+    }
+    if let Some(s) = server {
+        s.shutdown();
+    }
+    capture_result
+}
+
+fn linger(secs: Option<f64>, stop: &AtomicBool, hup_note: &AtomicBool) {
+    match secs {
+        Some(s) => tracing::info!(
+            seconds = s,
+            "capture file finished; serving /metrics until the linger time is over"
+        ),
+        None => tracing::info!("capture file finished; serving /metrics until interrupted (Ctrl-C / SIGTERM)"),
+    }
+    // A linger too long to represent (main.rs rejects those) waits for a signal.
+    let end = secs
+        .and_then(|s| Duration::try_from_secs_f64(s.max(0.0)).ok())
+        .and_then(|d| Instant::now().checked_add(d));
+    while !stop.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
+        // The alert writers are closed by now: nothing is written any more.
+        note_sighup(hup_note, false);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kernel packet/drop counters of a live source, published as increases since the last call.
+#[derive(Default)]
+struct KernelCounters {
+    packets: u64,
+    drops: u64,
+}
+
+impl KernelCounters {
+    fn publish(&mut self, src: &mut LiveSource, metrics: &Mutex<Metrics>) {
+        let st = src.stats();
+        if !st.supported {
+            return;
+        }
+        if let Ok(m) = metrics.lock() {
+            m.kernel_stats_supported.set(1);
+            m.kernel_packets.inc_by(st.kernel_packets.saturating_sub(self.packets));
+            m.kernel_drops.inc_by(st.kernel_drops.saturating_sub(self.drops));
+        }
+        (self.packets, self.drops) = (st.kernel_packets, st.kernel_drops);
+    }
+}
+
+fn capture_loop(
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    full_tx: &crossbeam_channel::Sender<Batch>,
+    free_rx: &crossbeam_channel::Receiver<Batch>,
+    metrics: &Mutex<Metrics>,
+) -> anyhow::Result<()> {
+    let take_batch = || free_rx.try_recv().unwrap_or_default();
+    match &opts.source {
+        Source::Interface(name) => {
+            let backend = if cfg.capture.backend == "pnet" {
+                LiveBackend::Pnet
+            } else {
+                LiveBackend::AfPacket
+            };
+            let mut src = LiveSource::open(name, backend, cfg.capture.promiscuous, cfg.capture.socket_buffer_bytes)?;
+            tracing::info!(interface = %name, backend = ?backend, "capturing");
+            let mut kernel = KernelCounters::default();
+            let mut last_stats = Instant::now();
+            let mut batch = take_batch();
+            let mut run = || -> anyhow::Result<()> {
+                while !stop.load(Ordering::Relaxed) {
+                    // A link that goes down is waited for inside `recv` (logged once down and
+                    // once up again); an interface that was deleted and does not come back
+                    // within a few seconds ends the capture with an error.
+                    src.recv(Duration::from_millis(100), |f| batch.push(&f))?;
+                    if !batch.frames.is_empty() {
+                        let n = batch.frames.len() as u64;
+                        match full_tx.try_send(std::mem::replace(&mut batch, take_batch())) {
+                            Ok(()) => {}
+                            Err(crossbeam_channel::TrySendError::Full(mut b)) => {
+                                // The worker is behind: drop and count, never block capture.
+                                if let Ok(m) = metrics.lock() {
+                                    m.queue_drops.inc_by(n);
+                                }
+                                b.clear();
+                                batch = b;
+                            }
+                            Err(crossbeam_channel::TrySendError::Disconnected(_)) => bail!("worker thread stopped"),
+                        }
+                    }
+                    if last_stats.elapsed() >= Duration::from_secs(1) {
+                        kernel.publish(&mut src, metrics);
+                        last_stats = Instant::now();
+                    }
+                }
+                Ok(())
+            };
+            let res = run();
+            // The last partial second of kernel counters, also when capture failed.
+            kernel.publish(&mut src, metrics);
+            if let Ok(m) = metrics.lock() {
+                tracing::info!(
+                    interface = %name,
+                    kernel_packets = m.kernel_packets.get(),
+                    kernel_drops = m.kernel_drops.get(),
+                    "capture stopped"
+                );
+            }
+            res
+        }
+        Source::File { path, speed, looped } => {
+            // Each pass of a looped replay is shifted to start 1 s after the previous one
+            // ended, so capture time keeps moving forward; one pacer paces the shifted
+            // timestamps across passes, so the gap between passes is waited for too.
+            let mut shift = 0u64;
+            let mut pacer = Pacer::new(*speed);
+            loop {
+                let (mut first, mut last, mut frames) = (u64::MAX, 0u64, 0u64);
+                let mut batch = take_batch();
+                let mut last_send = Instant::now();
+                let mut src = FileSource::open(path)?;
+                let res = src.for_each(|f| {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let ts = f.ts_ns.saturating_add(shift);
+                    if !pacer.wait_unless(ts, stop) {
+                        return;
+                    }
+                    frames += 1;
+                    first = first.min(f.ts_ns);
+                    last = last.max(f.ts_ns);
+                    batch.push(&Frame { ts_ns: ts, ..f });
+                    // Paced replay sends small batches often so alerts appear in real time.
+                    if batch.frames.len() >= BATCH || last_send.elapsed() >= Duration::from_millis(50) {
+                        let b = std::mem::replace(&mut batch, take_batch());
+                        let _ = full_tx.send(b);
+                        last_send = Instant::now();
+                    }
+                });
+                if !batch.frames.is_empty() {
+                    let _ = full_tx.send(batch);
+                }
+                res?;
+                if !*looped || stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                if frames == 0 {
+                    bail!("capture file {} has no packets; cannot loop", path.display());
+                }
+                shift = shift.saturating_add(last.saturating_sub(first.min(last)).saturating_add(1_000_000_000));
+            }
+        }
+    }
+}
