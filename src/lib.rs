@@ -15,3 +15,4 @@ pub mod detect;
 pub mod export;
 pub mod flow;
 pub mod pipeline;
+pub mod time;

@@ -69,6 +69,10 @@ enum Command {
         /// Write the summary as JSON to this file; "-" for standard output.
         #[arg(long, value_name = "FILE")]
         stats_json: Option<PathBuf>,
+        /// Write one JSON flow record per flow (EVE `flow`-like) to this file, appended; "-"
+        /// for standard output. Default: `flow.records_file` of the config.
+        #[arg(long, value_name = "FILE")]
+        flows: Option<PathBuf>,
         /// Capture files (pcap or pcapng, recognised by content), processed in order.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -154,16 +158,26 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             alerts,
             stats_json,
+            flows,
             pcaps,
         } => {
             let cfg = load(config.as_ref())?;
-            let to_stdout = alerts.as_deref().is_some_and(|p| p.as_os_str() == "-");
-            let json_to_stdout = stats_json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+            let dash = |p: &Option<PathBuf>| p.as_deref().is_some_and(|p| p.as_os_str() == "-");
+            let to_stdout = dash(&alerts);
+            let json_to_stdout = dash(&stats_json);
+            let flows =
+                flows.or_else(|| (!cfg.flow.records_file.is_empty()).then(|| cfg.flow.records_file.clone().into()));
+            let flows_to_stdout = dash(&flows);
             let file = alerts.as_deref().filter(|_| !to_stdout);
             let mut sink = AlertSink::open(file, to_stdout)?;
-            let summary = app::replay(&cfg, &pcaps, &mut sink);
+            let mut flow_sink = match &flows {
+                Some(p) if flows_to_stdout => Some(AlertSink::open(None, true)?),
+                Some(p) => Some(AlertSink::open(Some(p), false).with_context(|| "--flows / flow.records_file")?),
+                None => None,
+            };
+            let summary = app::replay(&cfg, &pcaps, &mut sink, flow_sink.as_mut());
             let text = summary.render();
-            if to_stdout || json_to_stdout {
+            if to_stdout || json_to_stdout || flows_to_stdout {
                 eprint!("{text}");
             } else {
                 // A closed stdout (`| head`) must not panic; the exit status still tells.
@@ -181,10 +195,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for f in summary.files.iter().filter_map(|f| f.error.as_ref()) {
                 eprintln!("fivewatch: error: {f}");
             }
-            if summary.alert_sink_errors > 0 {
+            if summary.alert_sink_errors > 0 || summary.flow_record_errors > 0 {
                 eprintln!(
-                    "fivewatch: error: {} alert records could not be written ({} were written)",
-                    summary.alert_sink_errors, summary.alert_records_written
+                    "fivewatch: error: {} alert records and {} flow records could not be written",
+                    summary.alert_sink_errors, summary.flow_record_errors
                 );
                 return Ok(ExitCode::from(3));
             }

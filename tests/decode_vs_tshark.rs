@@ -151,7 +151,7 @@ fn replay_counts_match_tshark_for_every_capture() {
         let want = tshark_counts(&e);
         let path = common::capture(name);
         let mut sink = AlertSink::open(None, false).unwrap();
-        let s = app::replay(&Config::default(), std::slice::from_ref(&path), &mut sink);
+        let s = app::replay(&Config::default(), std::slice::from_ref(&path), &mut sink, None);
         assert_eq!(s.files.len(), 1);
         assert_eq!(s.files[0].error, None, "{name}: reader error");
         assert_eq!(s.files[0].packets, s.packets, "{name}: reader and engine packet counts");

@@ -365,7 +365,7 @@ fn replay_is_deterministic() {
     {
         let file = dir.path().join(format!("alerts-{i}.jsonl"));
         let mut sink = AlertSink::open(Some(&file), false).unwrap();
-        let s = app::replay(&Config::default(), &[common::capture(name)], &mut sink);
+        let s = app::replay(&Config::default(), &[common::capture(name)], &mut sink, None);
         assert_eq!(sink.errors, 0);
         let text = std::fs::read_to_string(&file).unwrap();
         assert_eq!(text.lines().count() as u64, sink.written);

@@ -105,3 +105,52 @@ fn overlapping_ue_addresses_are_separate_scanners() {
     assert_eq!(e.take_records().count(), 0);
     assert_eq!(e.stats().flows_created, 120);
 }
+
+/// Flow records of the Open5GS 5G SA capture: every tunnelled flow names a UL TEID, gNB,
+/// UPF and UE that tshark saw together in one G-PDU (uplink: outer gNB → UPF, inner source
+/// = UE), and every G-PDU TEID tshark lists appears on some flow.
+#[test]
+fn flow_records_of_the_5g_capture_agree_with_tshark() {
+    let name = "5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng";
+    let teids = &common::expected(name).unwrap()["facts"]["gtpu_teids"];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.jsonl");
+    let mut alerts = fivewatch::app::AlertSink::open(None, false).unwrap();
+    let mut flows = fivewatch::app::AlertSink::open(Some(&path), false).unwrap();
+    let s = fivewatch::app::replay(
+        &fivewatch::config::Config::default(),
+        &[common::capture(name)],
+        &mut alerts,
+        Some(&mut flows),
+    );
+    assert_eq!(s.flow_records_written, s.flows, "one record per flow");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tunnelled = 0;
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["event_type"], "flow");
+        let Some(g) = r.get("gtp") else { continue };
+        tunnelled += 1;
+        for teid_key in ["ul_teid", "dl_teid"] {
+            if let Some(t) = g[teid_key].as_u64() {
+                seen.insert(t);
+            }
+        }
+        let ul = g["ul_teid"]
+            .as_u64()
+            .expect("every tunnelled flow here has uplink packets");
+        let fact = &teids[ul.to_string()];
+        let outer = serde_json::json!([g["gnb_ip"], g["upf_ip"]]);
+        assert!(fact["outer_src_dst"].as_array().unwrap().contains(&outer), "{line}");
+        let ue = &g["ue_ip"];
+        assert!(
+            fact["inner_src_dst"].as_array().unwrap().iter().any(|p| &p[0] == ue),
+            "UE {ue} is an inner source of TEID {ul}: {line}"
+        );
+        assert_eq!(g["qfi"], 1, "{line}");
+    }
+    assert!(tunnelled > 0);
+    let all: std::collections::BTreeSet<u64> = teids.as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
+    assert_eq!(seen, all);
+}

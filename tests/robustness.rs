@@ -63,7 +63,7 @@ fn every_capture_replays_without_panic() {
     for path in &all {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         let mut sink = AlertSink::open(None, false).unwrap();
-        let s = app::replay(&Config::default(), std::slice::from_ref(path), &mut sink);
+        let s = app::replay(&Config::default(), std::slice::from_ref(path), &mut sink, None);
         let run = common::run_engine(&Config::default(), path);
         assert_eq!(run.stats.packets, s.packets, "{name}");
         match common::expected(&name) {
@@ -89,7 +89,7 @@ fn corrupt_captures_report_file_and_offset_after_earlier_packets() {
     for (name, packets, offset) in corrupt_table() {
         let path = common::capture(&name);
         let mut sink = AlertSink::open(None, false).unwrap();
-        let s = app::replay(&Config::default(), std::slice::from_ref(&path), &mut sink);
+        let s = app::replay(&Config::default(), std::slice::from_ref(&path), &mut sink, None);
         let f = &s.files[0];
         let err = f.error.as_deref().unwrap_or_else(|| panic!("{name}: no error"));
         assert!(err.contains(&path.display().to_string()), "{name}: {err}");
@@ -113,7 +113,7 @@ fn replay_continues_after_a_corrupt_file() {
     ];
     let frames = common::u(&common::expected("vlan-triple-tagged-http.pcap").unwrap(), "frames");
     let mut sink = AlertSink::open(None, false).unwrap();
-    let s = app::replay(&Config::default(), &files, &mut sink);
+    let s = app::replay(&Config::default(), &files, &mut sink, None);
     assert!(s.files[0].error.is_some());
     assert_eq!(s.files[1].error, None);
     assert_eq!(s.files[1].packets, frames);

@@ -147,36 +147,8 @@ pub struct AlertRecord {
     pub sensor: String,
 }
 
-/// EVE-style timestamp `2021-04-28T10:30:21.099510+0000` from ns since the Unix epoch.
-pub fn eve_timestamp(ns: u64) -> String {
-    let secs = (ns / 1_000_000_000) as i64;
-    let micros = (ns % 1_000_000_000) / 1000;
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+0000",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            micros
-        ),
-        Err(_) => format!("{secs}.{micros:06}"),
-    }
-}
-
-/// Protocol name as EVE writes it.
-pub fn proto_name(p: u8) -> String {
-    match p {
-        1 => "ICMP".into(),
-        6 => "TCP".into(),
-        17 => "UDP".into(),
-        58 => "IPv6-ICMP".into(),
-        132 => "SCTP".into(),
-        n => n.to_string(),
-    }
-}
+pub use crate::decode::ipproto::name as proto_name;
+pub use crate::time::eve_timestamp;
 
 impl AlertRecord {
     /// Build the record of event `ev`.

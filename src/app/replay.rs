@@ -71,6 +71,10 @@ pub struct ReplaySummary {
     pub alert_records_written: u64,
     /// Alert records that could not be written (per sink); non-zero makes `replay` exit 3.
     pub alert_sink_errors: u64,
+    /// Flow records written (`--flows`).
+    pub flow_records_written: u64,
+    /// Flow records that could not be written; non-zero makes `replay` exit 3.
+    pub flow_record_errors: u64,
     /// Capture time span, seconds.
     pub capture_duration_s: f64,
     /// Wall-clock time of the replay, seconds.
@@ -85,6 +89,7 @@ impl ReplaySummary {
         files: Vec<FileReport>,
         alert_list: Vec<AlertLine>,
         sink: &AlertSink,
+        flows: Option<&AlertSink>,
         wall: f64,
     ) -> ReplaySummary {
         let mut by_reason = std::collections::BTreeMap::new();
@@ -126,6 +131,8 @@ impl ReplaySummary {
             alert_list,
             alert_records_written: sink.written,
             alert_sink_errors: sink.errors,
+            flow_records_written: flows.map_or(0, |f| f.written),
+            flow_record_errors: flows.map_or(0, |f| f.errors),
             capture_duration_s: stats.last_ts_ns.saturating_sub(stats.first_ts_ns) as f64 * 1e-9,
             wall_time_s: wall,
             packets_per_second: if wall > 0.0 { stats.packets as f64 / wall } else { 0.0 },
@@ -188,6 +195,16 @@ impl ReplaySummary {
         for a in &self.alert_list {
             s += &format!("  [{}] {} {} {}\n", a.severity, a.kind, a.alert_id, a.signature);
         }
+        if self.flow_records_written + self.flow_record_errors > 0 {
+            s += &format!(
+                "flow recs {} written{}\n",
+                self.flow_records_written,
+                match self.flow_record_errors {
+                    0 => String::new(),
+                    n => format!(", {n} COULD NOT BE WRITTEN"),
+                }
+            );
+        }
         if self.alert_sink_errors > 0 {
             s += &format!(
                 "records   {} alert records written, {} COULD NOT BE WRITTEN\n",
@@ -223,8 +240,16 @@ fn note_alerts(list: &mut Vec<AlertLine>, rec: &AlertRecord) {
 /// file (reported in the summary) after its earlier packets were processed; the caller
 /// decides the exit status from [`FileReport::error`] and
 /// [`ReplaySummary::alert_sink_errors`].
-pub fn replay(cfg: &Config, paths: &[PathBuf], sink: &mut AlertSink) -> ReplaySummary {
+pub fn replay(
+    cfg: &Config,
+    paths: &[PathBuf],
+    sink: &mut AlertSink,
+    mut flows: Option<&mut AlertSink>,
+) -> ReplaySummary {
     let mut engine = Engine::new(cfg, sensor_name(cfg));
+    if flows.is_some() {
+        engine = engine.with_flow_records();
+    }
     let mut files = Vec::new();
     let mut list = Vec::new();
     let t0 = Instant::now();
@@ -237,6 +262,11 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], sink: &mut AlertSink) -> ReplaySu
                 for rec in engine.take_records() {
                     note_alerts(&mut list, &rec);
                     sink.write(&rec);
+                }
+                if let Some(fs) = flows.as_deref_mut() {
+                    for rec in engine.take_flow_records() {
+                        fs.write_line(&rec.to_json());
+                    }
                 }
             })
         });
@@ -252,6 +282,12 @@ pub fn replay(cfg: &Config, paths: &[PathBuf], sink: &mut AlertSink) -> ReplaySu
         sink.write(&rec);
     }
     sink.flush();
+    if let Some(fs) = flows.as_deref_mut() {
+        for rec in engine.take_flow_records() {
+            fs.write_line(&rec.to_json());
+        }
+        fs.flush();
+    }
     let wall = t0.elapsed().as_secs_f64();
-    ReplaySummary::new(engine.stats(), files, list, sink, wall)
+    ReplaySummary::new(engine.stats(), files, list, sink, flows.as_deref(), wall)
 }

@@ -171,9 +171,13 @@ impl AlertSink {
 
     /// Write one record as a JSON line to every sink (buffered: see [`AlertSink::flush`]).
     pub fn write(&mut self, rec: &AlertRecord) {
-        let line = rec.to_json();
+        self.write_line(&rec.to_json());
+    }
+
+    /// Write one JSON line (a record of any kind, e.g. a flow record) to every sink.
+    pub fn write_line(&mut self, line: &str) {
         for o in &mut self.outs {
-            o.push(&line);
+            o.push(line);
         }
         self.sync_counts();
     }
@@ -317,7 +321,7 @@ mod tests {
     use super::*;
 
     #[test]
-    pub(super) fn throttle_reports_first_then_accumulates() {
+    fn throttle_reports_first_then_accumulates() {
         let mut t = Throttle::default();
         assert_eq!(t.hit(1), Some(1));
         assert_eq!(t.hit(2), None);
@@ -328,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    pub(super) fn line_out_counts_records_not_bytes() {
+    fn line_out_counts_records_not_bytes() {
         let mut full = LineOut::new(Target::File {
             path: "/dev/full".into(),
             file: open_append(Path::new("/dev/full")).unwrap(),

@@ -141,6 +141,9 @@ pub struct FlowSection {
     pub udp_timeout_s: f64,
     /// Idle timeout of other flows (ICMP, SCTP, fragments ...), seconds.
     pub other_timeout_s: f64,
+    /// JSON-lines file that gets one record per flow when it ends (empty: none). Used by
+    /// `replay` (unless `--flows` is given).
+    pub records_file: String,
 }
 
 impl Default for FlowSection {
@@ -152,6 +155,7 @@ impl Default for FlowSection {
             tcp_closed_timeout_s: 10.0,
             udp_timeout_s: 60.0,
             other_timeout_s: 30.0,
+            records_file: String::new(),
         }
     }
 }

@@ -32,6 +32,19 @@ pub mod ipproto {
     pub const ICMPV6: u8 = 58;
     /// SCTP (RFC 9260).
     pub const SCTP: u8 = 132;
+
+    /// Protocol name as Suricata's EVE writes it (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`,
+    /// `SCTP`), or the number.
+    pub fn name(p: u8) -> String {
+        match p {
+            1 => "ICMP".into(),
+            6 => "TCP".into(),
+            17 => "UDP".into(),
+            58 => "IPv6-ICMP".into(),
+            132 => "SCTP".into(),
+            n => n.to_string(),
+        }
+    }
 }
 
 /// TCP flag bits as found in octet 13 of the TCP header (RFC 9293 §3.1).

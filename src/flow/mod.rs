@@ -1,9 +1,11 @@
 //! Flows: canonical keys, per-flow statistics and the bounded flow table.
 
 pub mod key;
+pub mod record;
 pub mod stats;
 pub mod table;
 
 pub use key::{community_id, FlowKey};
+pub use record::FlowRecord;
 pub use stats::Welford;
 pub use table::{EndReason, Flow, FlowTable, TcpState, Timeouts};

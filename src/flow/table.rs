@@ -118,6 +118,10 @@ pub struct Flow {
     /// Outer tunnel endpoint the initiator's first packet came from: 1 = `key.tun_a`,
     /// 2 = `key.tun_b`, 0 = not tunnelled or both endpoints equal.
     init_outer: u8,
+    /// Which key endpoint is the UE (1 = `a`, 2 = `b`, 0 = unknown) and which outer endpoint
+    /// the gNB (1 = `tun_a`, 2 = `tun_b`), from the direction of uplink packets.
+    ue_side: u8,
+    gnb_side: u8,
     prev: u32,
     next: u32,
     class: u8,
@@ -132,6 +136,29 @@ impl Flow {
     /// Responder address and port (ICMP: port equivalent).
     pub fn responder(&self) -> (std::net::IpAddr, u16) {
         (self.key.ip(!self.initiator_is_a), self.key.port(!self.initiator_is_a))
+    }
+
+    /// For a tunnelled flow: (gNB, UPF, UE) addresses as learnt from the direction of its
+    /// uplink packets (PDU Session Container type 1, or the initiator's direction without
+    /// one); `None` where no uplink packet was seen or both tunnel endpoints are equal.
+    pub fn gtp_roles(
+        &self,
+    ) -> (
+        Option<std::net::IpAddr>,
+        Option<std::net::IpAddr>,
+        Option<std::net::IpAddr>,
+    ) {
+        let ue = match self.ue_side {
+            1 => Some(self.key.ip(true)),
+            2 => Some(self.key.ip(false)),
+            _ => None,
+        };
+        let (gnb, upf) = match (self.key.tunnel_endpoints(), self.gnb_side) {
+            (Some((a, b)), 1) => (Some(a), Some(b)),
+            (Some((a, b)), 2) => (Some(b), Some(a)),
+            _ => (None, None),
+        };
+        (gnb, upf, ue)
     }
 }
 
@@ -368,6 +395,8 @@ impl FlowTable {
                     dl_teid: None,
                     qfi: None,
                     init_outer: 0,
+                    ue_side: 0,
+                    gnb_side: 0,
                     prev: NIL,
                     next: NIL,
                     class: C_OTHER,
@@ -433,6 +462,9 @@ impl FlowTable {
             };
             if uplink {
                 f.ul_teid = Some(t.header.teid);
+                // Uplink: the inner source is the UE, the outer source the gNB.
+                f.ue_side = if a_to_b { 1 } else { 2 };
+                f.gnb_side = outer_side;
             } else {
                 f.dl_teid = Some(t.header.teid);
             }

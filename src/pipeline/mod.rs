@@ -9,7 +9,8 @@ use crate::capture::{Frame, LinkType};
 use crate::config::Config;
 use crate::decode::{self, gtpu, ipproto, DecodeError, Decoded, Fragment, Layer, Reason};
 use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detectors, Event};
-use crate::flow::{FlowKey, FlowTable};
+use crate::flow::table::EndReason;
+use crate::flow::{FlowKey, FlowRecord, FlowTable};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -154,6 +155,17 @@ pub struct Engine {
     last_tick_ns: u64,
     sample: u32,
     timing: Option<prometheus::Histogram>,
+    /// Whether flow records are wanted.
+    flow_records: bool,
+    /// Records of ended flows not yet taken.
+    ended: Vec<FlowRecord>,
+}
+
+#[inline]
+fn note_end(wanted: bool, ended: &mut Vec<FlowRecord>, f: &crate::flow::Flow, r: EndReason) {
+    if wanted {
+        ended.push(FlowRecord::of(f, r));
+    }
 }
 
 impl Engine {
@@ -178,6 +190,8 @@ impl Engine {
             last_tick_ns: 0,
             sample: 0,
             timing: None,
+            flow_records: false,
+            ended: Vec::new(),
         }
     }
 
@@ -191,6 +205,19 @@ impl Engine {
     /// [`Engine::refresh_stats`]).
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Produce a record for every flow that ends (idle timeout, eviction, a time-base restart,
+    /// and all remaining flows at [`Engine::finish`]); fetch them with
+    /// [`Engine::take_flow_records`].
+    pub fn with_flow_records(mut self) -> Engine {
+        self.flow_records = true;
+        self
+    }
+
+    /// Flow records produced since the last call (empty unless enabled).
+    pub fn take_flow_records(&mut self) -> std::vec::Drain<'_, FlowRecord> {
+        self.ended.drain(..)
     }
 
     /// Alert records produced since the last call.
@@ -286,7 +313,10 @@ impl Engine {
         };
         s.transports[ti] += 1;
         let (key, a_to_b) = FlowKey::of_packet(&pkt);
-        let u = self.flows.update(&pkt, &key, a_to_b, ts, &mut |_, _| {});
+        let (wanted, ended) = (self.flow_records, &mut self.ended);
+        let u = self
+            .flows
+            .update(&pkt, &key, a_to_b, ts, &mut |f, r| note_end(wanted, ended, f, r));
         if let Some(flow) = self.flows.get(u.slot) {
             self.detectors.on_packet(&pkt, &u, flow, ts);
         }
@@ -301,7 +331,8 @@ impl Engine {
     /// Advance capture time to `now_ns`: expire flows, roll detector windows, close quiet
     /// episodes. Called automatically once per second of capture time.
     pub fn tick(&mut self, now_ns: u64) {
-        self.flows.expire(now_ns, &mut |_, _| {});
+        let (wanted, ended) = (self.flow_records, &mut self.ended);
+        self.flows.expire(now_ns, &mut |f, r| note_end(wanted, ended, f, r));
         self.detectors.tick(now_ns, &mut self.events);
         self.drain_events();
         // Saturating: a timestamp near the end of u64 must not wrap the schedule around
@@ -313,7 +344,8 @@ impl Engine {
     /// A new time base at `now_ns` (capture time jumped backwards): end every flow, close
     /// every open alert and restart the detectors' windows.
     fn restart_time(&mut self, now_ns: u64) {
-        self.flows.drain(&mut |_, _| {});
+        let (wanted, ended) = (self.flow_records, &mut self.ended);
+        self.flows.drain(&mut |f, r| note_end(wanted, ended, f, r));
         self.detectors.reset(&mut self.events);
         self.drain_events();
         self.stats.last_ts_ns = now_ns;
@@ -363,6 +395,11 @@ impl Engine {
         }
         self.drain_events();
         self.alerts.flush(&mut self.records);
+        // Flows still open at the end of input get their record too.
+        if self.flow_records {
+            let ended = &mut self.ended;
+            self.flows.drain(&mut |f, r| ended.push(FlowRecord::of(f, r)));
+        }
         self.refresh_stats();
     }
 
