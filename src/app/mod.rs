@@ -61,17 +61,23 @@ pub fn preflight(cfg: &Config) -> anyhow::Result<()> {
             bail!("capture.interface: no network interface named {iface:?} on this host");
         }
     }
-    if !cfg.alerts.file.is_empty() {
-        let p = Path::new(&cfg.alerts.file);
+    for (key, file) in [
+        ("alerts.file", &cfg.alerts.file),
+        ("flow.records_file", &cfg.flow.records_file),
+    ] {
+        if file.is_empty() {
+            continue;
+        }
+        let p = Path::new(file);
         let dir = p
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         if !dir.is_dir() {
-            bail!("alerts.file: directory {} does not exist", dir.display());
+            bail!("{key}: directory {} does not exist", dir.display());
         }
         if p.is_dir() {
-            bail!("alerts.file: {} is a directory", p.display());
+            bail!("{key}: {} is a directory", p.display());
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! `fivewatch run`: capture thread → bounded queue → worker → alert sinks, with the
 //! metrics server, signals and linger.
 
-use super::sink::{SinkQueue, Target};
+use super::sink::{open_append, LineOut, SinkQueue, Target};
 use super::*;
 
 /// Where `run` reads frames from.
@@ -109,9 +109,22 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
         );
     }
 
+    // Flow records (flow.records_file): a writer thread of their own, like the alert file.
+    let mut flow_sink = None;
+    let mut engine = Engine::new(cfg, sensor_name(cfg)).with_timing(metrics.processing_seconds.clone());
+    if !cfg.flow.records_file.is_empty() {
+        let path = PathBuf::from(&cfg.flow.records_file);
+        let file = open_append(&path).with_context(|| format!("cannot open flow records file {}", path.display()))?;
+        let out = LineOut::new(Target::File { path, file });
+        flow_sink = Some(
+            SinkQueue::start(out, metrics.alert_sink_errors.clone(), Arc::clone(&reopen))
+                .context("cannot start flow record writer thread")?,
+        );
+        engine = engine.with_flow_records();
+    }
+
     let (full_tx, full_rx) = crossbeam_channel::bounded::<Batch>(cfg.capture.queue_batches);
     let (free_tx, free_rx) = crossbeam_channel::bounded::<Batch>(cfg.capture.queue_batches + 2);
-    let engine = Engine::new(cfg, sensor_name(cfg)).with_timing(metrics.processing_seconds.clone());
 
     let worker_metrics = Arc::clone(&shared);
     let live = matches!(opts.source, Source::Interface(_));
@@ -129,6 +142,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
                     m.publish(engine.stats());
                 }
             };
+            let mut flow_sink = flow_sink;
             let mut emit = |engine: &mut Engine| {
                 for rec in engine.take_records() {
                     let line: Arc<str> = rec.to_json().into();
@@ -136,6 +150,11 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
                         s.send(&line);
                     }
                     records += 1;
+                }
+                for rec in engine.take_flow_records() {
+                    if let Some(fs) = &mut flow_sink {
+                        fs.send(&rec.to_json().into());
+                    }
                 }
             };
             loop {
@@ -175,6 +194,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
             }
             engine.finish();
             emit(&mut engine);
+            sinks.extend(flow_sink);
             publish(&mut engine);
             let s = engine.stats();
             tracing::info!(

@@ -40,7 +40,7 @@ pub(super) struct LineOut {
     warn: Throttle,
 }
 
-fn open_append(path: &Path) -> std::io::Result<File> {
+pub(super) fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 

@@ -142,7 +142,7 @@ pub struct FlowSection {
     /// Idle timeout of other flows (ICMP, SCTP, fragments ...), seconds.
     pub other_timeout_s: f64,
     /// JSON-lines file that gets one record per flow when it ends (empty: none). Used by
-    /// `replay` (unless `--flows` is given).
+    /// `run`, and by `replay` unless `--flows` is given.
     pub records_file: String,
 }
 
