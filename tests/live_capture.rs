@@ -934,7 +934,7 @@ fn pcap_replay_sighup_reopens_alert_file() {
     fs::rename(&alerts, &rotated).expect("rename the alert file");
     // SAFETY: plain kill(2) on the pid of our own, not yet reaped, child.
     assert_eq!(unsafe { libc::kill(fw.pid(), libc::SIGHUP) }, 0);
-    wait_for_log(&mut fw, &log, "reopened alert file", Duration::from_secs(5));
+    wait_for_log(&mut fw, &log, "reopened output file", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         fw.exited().is_none(),

@@ -80,10 +80,12 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("cannot install signal handler")?;
     }
-    // SIGHUP: the file writer reopens the alert file; the worker logs it.
+    // SIGHUP: the file writers reopen the alert file and the flow-record file (each has its
+    // own flag, since a writer clears the flag it acts on); the worker logs it.
     let reopen = Arc::new(AtomicBool::new(false));
+    let reopen_flows = Arc::new(AtomicBool::new(false));
     let hup_note = Arc::new(AtomicBool::new(false));
-    for flag in [&reopen, &hup_note] {
+    for flag in [&reopen, &reopen_flows, &hup_note] {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(flag))
             .context("cannot install signal handler")?;
     }
@@ -117,7 +119,7 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
         let file = open_append(&path).with_context(|| format!("cannot open flow records file {}", path.display()))?;
         let out = LineOut::new(Target::File { path, file });
         flow_sink = Some(
-            SinkQueue::start(out, metrics.alert_sink_errors.clone(), Arc::clone(&reopen))
+            SinkQueue::start(out, metrics.alert_sink_errors.clone(), Arc::clone(&reopen_flows))
                 .context("cannot start flow record writer thread")?,
         );
         engine = engine.with_flow_records();

@@ -120,11 +120,11 @@ impl LineOut {
             match open_append(path) {
                 Ok(f) => {
                     *file = f;
-                    tracing::info!(file = %path.display(), "reopened alert file");
+                    tracing::info!(file = %path.display(), "reopened output file");
                 }
                 Err(e) => tracing::error!(
                     file = %path.display(), error = %e,
-                    "cannot reopen alert file; still writing to the file opened before"
+                    "cannot reopen output file; still writing to the file opened before"
                 ),
             }
         }
