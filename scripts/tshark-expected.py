@@ -81,6 +81,7 @@ FIELDS = [
     # additions beyond the minimal list:
     "tcp.srcport", "udp.srcport", "ip.frag_offset", "ipv6.fraghdr.offset",
     "frame.time_epoch", "_ws.malformed",
+    "gtp.ext_hdr.next",
 ]
 L4 = ("tcp", "udp", "icmp", "icmpv6", "sctp")
 IPS = ("ip", "ipv6")
@@ -225,6 +226,7 @@ def analyse(frames):
     gpdu = 0
     teids, qfis = set(), set()
     pdu_types = collections.Counter()
+    ext_types = collections.Counter()
     gpdu_with_psc = 0
     syn_only = 0
     syn_only_last = 0
@@ -247,6 +249,9 @@ def analyse(frames):
         info["gpdu"] = g is not None
         if g is not None:
             gpdu += 1
+            # Extension header types present (the chain as "next type" values, 0 = end).
+            for t in {int(v, 16) for v in f.row["gtp.ext_hdr.next"] if int(v, 16) != 0}:
+                ext_types["0x%02x" % t] += 1
             teid = as_int(f.field("gtp.teid", 0))
             teids.add(teid)
             q = f.field("gtp.ext_hdr.pdu_ses_con.qos_flow_id", 0)
@@ -304,6 +309,7 @@ def analyse(frames):
     res["gtpu_qfis"] = sorted(qfis)
     res["gtpu_gpdu_with_psc"] = gpdu_with_psc
     res["gtpu_psc_pdu_types"] = dict(sorted(pdu_types.items()))
+    res["gtpu_gpdu_ext_header_types"] = dict(sorted(ext_types.items()))
     res["l4"] = dict(sorted(l4.items()))
     res["tcp_syn_only"] = syn_only
     res["tcp_syn_only_last_tcp_occurrence"] = syn_only_last

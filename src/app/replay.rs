@@ -53,6 +53,8 @@ pub struct ReplaySummary {
     pub transports: std::collections::BTreeMap<String, u64>,
     /// GTP-U messages by type.
     pub gtpu: std::collections::BTreeMap<String, u64>,
+    /// GTP-U messages carrying an extension header, by header type.
+    pub gtpu_extension_headers: std::collections::BTreeMap<String, u64>,
     /// Frames whose timestamp was earlier than the previous frame's (clamped to it).
     pub timestamps_backwards: u64,
     /// Flows created.
@@ -115,6 +117,10 @@ impl ReplaySummary {
             ipv6_packets: stats.ipv6,
             transports: named(&TRANSPORTS, &stats.transports),
             gtpu: named(&GTPU_MESSAGES, &stats.gtpu),
+            gtpu_extension_headers: crate::export::gtpu_ext_names()
+                .zip(stats.gtpu_ext)
+                .map(|(n, c)| (n.to_string(), c))
+                .collect(),
             timestamps_backwards: stats.timestamps_backwards,
             flows: stats.flows_created,
             flow_evictions: stats.flows_evicted,
@@ -166,6 +172,9 @@ impl ReplaySummary {
         );
         s += &format!("transport {}\n", kv(&self.transports));
         s += &format!("gtpu      {}\n", kv(&self.gtpu));
+        if self.gtpu_extension_headers.values().any(|n| *n > 0) {
+            s += &format!("gtpu ext  {}\n", kv(&self.gtpu_extension_headers));
+        }
         match self.decode_errors {
             0 => s += "errors    none\n",
             n => s += &format!("errors    {n}: {}\n", kv(&self.decode_errors_by_reason)),

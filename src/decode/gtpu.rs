@@ -18,6 +18,28 @@ pub const MSG_ERROR_INDICATION: u8 = 26;
 pub const MSG_END_MARKER: u8 = 254;
 /// Extension header type of the PDU Session Container (TS 29.281 §5.2.1.3).
 pub const EXT_PDU_SESSION_CONTAINER: u8 = 0x85;
+/// Extension header types with a name (TS 29.281 §5.2.1, Table 5.2.1-3), in the bit order
+/// of [`GtpuHeader::ext_types`]; bit 8 stands for any other type.
+pub const EXT_TYPES: [(u8, &str); 8] = [
+    (0x20, "service_class_indicator"),
+    (0x40, "udp_port"),
+    (0x81, "ran_container"),
+    (0x82, "long_pdcp_pdu_number"),
+    (0x83, "xw_ran_container"),
+    (0x84, "nr_ran_container"),
+    (0x85, "pdu_session_container"),
+    (0xc0, "pdcp_pdu_number"),
+];
+
+/// Bit of [`GtpuHeader::ext_types`] for extension header type `t`.
+#[inline]
+fn ext_bit(t: u8) -> u16 {
+    match EXT_TYPES.iter().position(|(v, _)| *v == t) {
+        Some(i) => 1 << i,
+        None => 1 << EXT_TYPES.len(),
+    }
+}
+
 /// Most extension headers walked before `gtpu: too_many_headers`.
 pub const MAX_EXT_HEADERS: usize = 16;
 
@@ -49,6 +71,8 @@ pub struct GtpuHeader {
     pub sequence: Option<u16>,
     /// Number of extension headers walked.
     pub ext_headers: u8,
+    /// Extension header types present: bit `i` for `EXT_TYPES[i]`, bit 8 for any other.
+    pub ext_types: u16,
     /// PDU Session Container contents, when present.
     pub pdu_session: Option<PduSessionInfo>,
     /// The captured bytes end before the GTP-U length does (snap length or an outer IP
@@ -89,6 +113,7 @@ pub fn parse(d: &[u8]) -> Result<(GtpuHeader, &[u8]), DecodeError> {
         teid,
         sequence: None,
         ext_headers: 0,
+        ext_types: 0,
         pdu_session: None,
         truncated,
     };
@@ -134,6 +159,7 @@ pub fn parse(d: &[u8]) -> Result<(GtpuHeader, &[u8]), DecodeError> {
             });
         }
         h.ext_headers += 1;
+        h.ext_types |= ext_bit(next);
         next = d[off + len - 1];
         off += len;
     }
@@ -168,6 +194,8 @@ mod tests {
         ];
         let (h, t) = parse(&d).unwrap();
         assert_eq!(h.ext_headers, 2);
+        assert_eq!(h.ext_types, ext_bit(0xc0) | ext_bit(0x85));
+        assert_eq!(ext_bit(0x01), 1 << 8, "unnamed types share the last bit");
         assert_eq!(h.pdu_session, Some(PduSessionInfo { pdu_type: 0, qfi: 5 }));
         assert_eq!(t, &[0x60]);
     }

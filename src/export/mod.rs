@@ -14,6 +14,14 @@ use crate::decode::{Layer, Reason};
 use crate::detect::AlertKind;
 use crate::pipeline::{Stats, GTPU_MESSAGES, LINK_TYPES, TRANSPORTS};
 
+/// Label values of `fivewatch_gtpu_extension_headers_total`, in [`Stats::gtpu_ext`] order.
+pub fn gtpu_ext_names() -> impl Iterator<Item = &'static str> {
+    crate::decode::gtpu::EXT_TYPES
+        .iter()
+        .map(|(_, n)| *n)
+        .chain(std::iter::once("other"))
+}
+
 /// The metric handles. Cheap to clone (handles are reference-counted).
 #[derive(Clone)]
 pub struct Metrics {
@@ -27,6 +35,7 @@ pub struct Metrics {
     ip_versions: IntCounterVec,
     transports: IntCounterVec,
     gtpu: IntCounterVec,
+    gtpu_ext: IntCounterVec,
     timestamps_backwards: IntCounter,
     flows_active: IntGauge,
     flow_capacity: IntGauge,
@@ -108,6 +117,12 @@ impl Metrics {
                 &["protocol"],
             ),
             gtpu: counter_vec(&r, "fivewatch_gtpu_packets_total", "GTP-U messages on UDP 2152, by message type (TS 29.281 Table 6.1-1).", &["message_type"]),
+            gtpu_ext: counter_vec(
+                &r,
+                "fivewatch_gtpu_extension_headers_total",
+                "GTP-U messages carrying an extension header, by header type (TS 29.281 §5.2.1; unnamed types are \"other\").",
+                &["type"],
+            ),
             timestamps_backwards: counter(&r, "fivewatch_capture_timestamps_backwards_total", "Frames whose timestamp was earlier than the previous frame's (clamped to it)."),
             flows_active: reg(&r, IntGauge::new("fivewatch_flow_table_flows", "Flows currently in the flow table.").expect("valid")),
             flow_capacity: reg(&r, IntGauge::new("fivewatch_flow_table_capacity_flows", "Configured flow-table capacity.").expect("valid")),
@@ -176,6 +191,9 @@ impl Metrics {
         for g in GTPU_MESSAGES {
             m.gtpu.with_label_values(&[g]);
         }
+        for t in gtpu_ext_names() {
+            m.gtpu_ext.with_label_values(&[t]);
+        }
         for k in AlertKind::ALL {
             m.alerts_open.with_label_values(&[k.as_str()]);
             m.detector_evictions.with_label_values(&[k.as_str()]);
@@ -214,6 +232,11 @@ impl Metrics {
             self.transports
                 .with_label_values(&[t])
                 .inc_by(s.transports[i] - p.transports[i]);
+        }
+        for (i, t) in gtpu_ext_names().enumerate() {
+            self.gtpu_ext
+                .with_label_values(&[t])
+                .inc_by(s.gtpu_ext[i] - p.gtpu_ext[i]);
         }
         for (i, g) in GTPU_MESSAGES.iter().enumerate() {
             self.gtpu.with_label_values(&[g]).inc_by(s.gtpu[i] - p.gtpu[i]);

@@ -63,6 +63,9 @@ pub struct Stats {
     pub transports: [u64; 7],
     /// GTP-U messages by type, indexed like [`GTPU_MESSAGES`].
     pub gtpu: [u64; 7],
+    /// GTP-U messages carrying an extension header of each type, indexed like
+    /// [`gtpu::EXT_TYPES`] (last: other types).
+    pub gtpu_ext: [u64; 9],
     /// Frames whose timestamp went backwards.
     pub timestamps_backwards: u64,
     /// Flows in the table.
@@ -291,6 +294,11 @@ impl Engine {
         let mut inner_missing = false;
         if let Some(t) = &pkt.tunnel {
             s.gtpu[gtpu_index(t.header.message_type)] += 1;
+            let mut bits = t.header.ext_types;
+            while bits != 0 {
+                s.gtpu_ext[bits.trailing_zeros() as usize] += 1;
+                bits &= bits - 1;
+            }
             // A G-PDU whose T-PDU was not decoded is left as its outer UDP packet.
             inner_missing = t.header.message_type == gtpu::MSG_GPDU
                 && pkt.proto == ipproto::UDP
