@@ -154,3 +154,40 @@ fn flow_records_of_the_5g_capture_agree_with_tshark() {
     let all: std::collections::BTreeSet<u64> = teids.as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
     assert_eq!(seen, all);
 }
+
+/// GTP-U on a non-standard port (here 4000 → 4000) is left as plain UDP by default and
+/// opened when `decode.extra_gtpu_port` names the port (the inner TCP packet is the flow).
+#[test]
+fn gtpu_on_a_configured_extra_port() {
+    use common::frames::{ether, tcp};
+    let inner = ipv4(6, [10, 45, 0, 2], [198, 51, 100, 7], &tcp(40000, 443, 0x02));
+    let mut g = vec![0x30, 0xff, 0, 0, 0, 0, 0, 7];
+    g[2..4].copy_from_slice(&(inner.len() as u16).to_be_bytes());
+    g.extend(inner);
+    let f = ether(ipv4(17, [192, 0, 2, 1], [192, 0, 2, 2], &udp(4000, 4000, &g)));
+    match decode(LinkType::ETHERNET, &f) {
+        Ok(Decoded::Ip(p)) => assert_eq!((p.proto, p.dst_port, p.tunnel.is_some()), (17, 4000, false)),
+        other => panic!("{other:?}"),
+    }
+    match fivewatch::decode::decode_with(LinkType::ETHERNET, &f, 4000) {
+        Ok(Decoded::Ip(p)) => {
+            assert_eq!((p.proto, p.dst_port), (6, 443));
+            assert_eq!(p.tunnel.unwrap().header.teid, 7);
+        }
+        other => panic!("{other:?}"),
+    }
+    let cfg =
+        fivewatch::config::Config::parse("[decode]\nextra_gtpu_port = 4000\n", std::path::Path::new("t.toml")).unwrap();
+    let mut e = fivewatch::pipeline::Engine::new(&cfg, "t".into());
+    e.process(&fivewatch::capture::Frame {
+        ts_ns: 1_700_000_000 * S,
+        linktype: LinkType::ETHERNET,
+        data: &f,
+        wire_len: f.len() as u32,
+    });
+    assert_eq!(
+        (e.stats().gtpu[0], e.stats().transport("tcp")),
+        (1, 1),
+        "the engine opens the tunnel"
+    );
+}

@@ -160,6 +160,14 @@ impl Default for FlowSection {
     }
 }
 
+/// `[decode]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeSection {
+    /// A UDP port on which GTP-U is decoded in addition to 2152 (0: none).
+    pub extra_gtpu_port: u16,
+}
+
 /// `[detect.syn_flood]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -254,6 +262,8 @@ pub struct Config {
     pub metrics: MetricsSection,
     /// `[alerts]`.
     pub alerts: AlertsSection,
+    /// `[decode]`.
+    pub decode: DecodeSection,
     /// `[flow]`.
     pub flow: FlowSection,
     /// `[detect]`.

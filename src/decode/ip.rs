@@ -177,6 +177,15 @@ fn parse_ipv6(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
 /// still opens its inner packet, with `gtpu: truncated` (cut by the snap length or an outer
 /// fragment) or `gtpu: bad_length` (the UDP datagram is complete, the length field is wrong).
 pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
+    decode_ip_with(d, open_tunnels.then_some(0))
+}
+
+/// As [`decode_ip`]; `tunnels` is `None` to leave GTP-U closed (inner packets), or
+/// `Some(extra_port)` to open GTP-U on UDP 2152 and, when non-zero, on `extra_port` too (a
+/// core that runs GTP-U on a non-standard port).
+pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeError> {
+    let open_tunnels = tunnels.is_some();
+    let extra = tunnels.unwrap_or(0);
     let ip = parse_ip(d)?;
     let mut pkt = Packet {
         src: ip.src,
@@ -202,7 +211,9 @@ pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
     let Ok(udp_payload) = l4 else { return Ok(pkt) };
     if !(open_tunnels
         && ip.proto == ipproto::UDP
-        && (pkt.dst_port == gtpu::GTPU_PORT || pkt.src_port == gtpu::GTPU_PORT))
+        && (pkt.dst_port == gtpu::GTPU_PORT
+            || pkt.src_port == gtpu::GTPU_PORT
+            || (extra != 0 && (pkt.dst_port == extra || pkt.src_port == extra))))
     {
         return Ok(pkt);
     }
@@ -228,7 +239,7 @@ pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
         pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, gtpu_overrun_reason(&ip)));
     }
     match tpdu.first().map(|b| b >> 4) {
-        Some(4) | Some(6) => match decode_ip(tpdu, false) {
+        Some(4) | Some(6) => match decode_ip_with(tpdu, None) {
             Ok(mut inner) => {
                 inner.tunnel = Some(tunnel);
                 inner.anomaly = inner.anomaly.or(pkt.anomaly);

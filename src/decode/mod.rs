@@ -293,8 +293,14 @@ pub enum Decoded {
 /// shorter than its link header, `link: unsupported_link_type` for an unknown DLT.
 /// GTP-U is recognised on UDP port [`GTPU_PORT`] (either direction).
 pub fn decode(linktype: LinkType, data: &[u8]) -> Result<Decoded, DecodeError> {
+    decode_with(linktype, data, 0)
+}
+
+/// As [`decode`], also opening GTP-U on UDP port `extra_gtpu_port` (either direction) when
+/// it is not 0.
+pub fn decode_with(linktype: LinkType, data: &[u8], extra_gtpu_port: u16) -> Result<Decoded, DecodeError> {
     match link::network_layer(linktype, data)? {
-        link::Network::Ip(ip_bytes) => ip::decode_ip(ip_bytes, true).map(Decoded::Ip),
+        link::Network::Ip(ip_bytes) => ip::decode_ip_with(ip_bytes, Some(extra_gtpu_port)).map(Decoded::Ip),
         link::Network::Other(ethertype) => Ok(Decoded::NotIp(ethertype)),
     }
 }

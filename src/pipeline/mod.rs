@@ -158,6 +158,8 @@ pub struct Engine {
     last_tick_ns: u64,
     sample: u32,
     timing: Option<prometheus::Histogram>,
+    /// GTP-U is also opened on this UDP port (0: only 2152).
+    extra_gtpu_port: u16,
     /// Whether flow records are wanted.
     flow_records: bool,
     /// Records of ended flows not yet taken.
@@ -193,6 +195,7 @@ impl Engine {
             last_tick_ns: 0,
             sample: 0,
             timing: None,
+            extra_gtpu_port: cfg.decode.extra_gtpu_port,
             flow_records: false,
             ended: Vec::new(),
         }
@@ -268,7 +271,7 @@ impl Engine {
             self.tick(ts);
         }
         let s = &mut self.stats;
-        let pkt = match decode::decode(frame.linktype, frame.data) {
+        let pkt = match decode::decode_with(frame.linktype, frame.data, self.extra_gtpu_port) {
             Ok(Decoded::Ip(p)) => p,
             Ok(Decoded::NotIp(_)) => {
                 s.non_ip += 1;
