@@ -18,18 +18,21 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn replay_syn_flood_writes_stats_json() {
+/// `fivewatch replay ARGS --stats-json <tmp>`: the output and the JSON summary.
+fn replay_with_stats(args: &[&str]) -> (Output, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("s.json");
-    let o = fivewatch(&[
-        "replay",
-        "tests/data/syn-flood-spoofed-sources.pcap",
-        "--stats-json",
-        stats.to_str().unwrap(),
-    ]);
+    let mut all = vec!["replay", "--stats-json", stats.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = fivewatch(&all);
+    let v = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap_or_default()).unwrap_or_default();
+    (o, v)
+}
+
+#[test]
+fn replay_syn_flood_writes_stats_json() {
+    let (o, v) = replay_with_stats(&["tests/data/syn-flood-spoofed-sources.pcap"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     let e = common::expected("syn-flood-spoofed-sources.pcap").unwrap();
     assert_eq!(v["packets"], e["frames"], "packets == tshark frames");
     assert_eq!(v["bytes"], e["bytes_wire"], "bytes == tshark wire bytes");
@@ -185,19 +188,9 @@ fn run_pcap_without_metrics_exits_when_the_file_ends() {
 
 #[test]
 fn replay_alerts_to_dev_full_exits_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let stats = dir.path().join("s.json");
-    let o = fivewatch(&[
-        "replay",
-        "--alerts",
-        "/dev/full",
-        "--stats-json",
-        stats.to_str().unwrap(),
-        "tests/data/syn-flood-spoofed-sources.pcap",
-    ]);
+    let (o, v) = replay_with_stats(&["--alerts", "/dev/full", "tests/data/syn-flood-spoofed-sources.pcap"]);
     assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
     assert!(stderr(&o).contains("could not be written"), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     // The capture has one SYN flood episode, so at least one record, none of which fits.
     assert_eq!(v["alerts"]["syn_flood"], 1, "{v}");
     assert_eq!(v["alert_records_written"], 0, "{v}");
@@ -207,18 +200,13 @@ fn replay_alerts_to_dev_full_exits_3() {
 #[test]
 fn replay_stats_json_counts_records_expired_flows_and_evictions() {
     let dir = tempfile::tempdir().unwrap();
-    let stats = dir.path().join("s.json");
     let alerts = dir.path().join("a.jsonl");
-    let o = fivewatch(&[
-        "replay",
+    let (o, v) = replay_with_stats(&[
         "--alerts",
         alerts.to_str().unwrap(),
-        "--stats-json",
-        stats.to_str().unwrap(),
         "tests/data/syn-flood-spoofed-sources.pcap",
     ]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     let lines = std::fs::read_to_string(&alerts).unwrap().lines().count() as u64;
     assert!(lines >= 1);
     assert_eq!(v["alert_records_written"], lines, "{v}");

@@ -359,28 +359,37 @@ fn spawn_fivewatch(args: &[&str], log: &Path) -> ChildGuard {
     }
 }
 
-/// Polls `/metrics` until it answers 200 (at most `timeout`); panics with the log if the
-/// process exits or the time runs out.
-fn wait_for_metrics(fw: &mut ChildGuard, addr: SocketAddr, timeout: Duration, log: &Path) {
+/// Polls `ready` every `poll` until it holds (at most `timeout`); panics with the log if the
+/// process exits first or the time runs out. `what` names the awaited event in messages.
+fn wait_until(
+    fw: &mut ChildGuard,
+    log: &Path,
+    what: &str,
+    timeout: Duration,
+    poll: Duration,
+    mut ready: impl FnMut() -> bool,
+) {
     let start = Instant::now();
-    loop {
-        if let Ok((200, _)) = http_get(addr, "/metrics") {
-            eprintln!("/metrics answered after {:.2} s", start.elapsed().as_secs_f64());
-            return;
-        }
+    while !ready() {
         if let Some(st) = fw.exited() {
-            panic!(
-                "fivewatch exited ({st}) before serving /metrics; log:\n{}",
-                read_log(log)
-            );
+            panic!("fivewatch exited ({st}) before {what}; log:\n{}", read_log(log));
         }
         assert!(
             start.elapsed() < timeout,
-            "/metrics on {addr} did not answer within {timeout:?}; log:\n{}",
+            "no {what} within {timeout:?}; log:\n{}",
             read_log(log)
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(poll);
     }
+    eprintln!("{what} after {:.2} s", start.elapsed().as_secs_f64());
+}
+
+/// Polls `/metrics` until it answers 200 (at most `timeout`).
+fn wait_for_metrics(fw: &mut ChildGuard, addr: SocketAddr, timeout: Duration, log: &Path) {
+    let what = format!("/metrics on {addr} answering");
+    wait_until(fw, log, &what, timeout, Duration::from_millis(100), || {
+        matches!(http_get(addr, "/metrics"), Ok((200, _)))
+    });
 }
 
 fn read_log(log: &Path) -> String {
@@ -447,18 +456,7 @@ fn live_syn_flood_over_veth() {
     wait_for_metrics(&mut fw, addr, Duration::from_secs(10), &fw_log);
     // The HTTP server starts just before the capture socket is opened: wait for the
     // "capturing" log line so that no SYN is sent before the socket exists.
-    let start = Instant::now();
-    while !read_log(&fw_log).contains("capturing") {
-        if let Some(st) = fw.exited() {
-            panic!("fivewatch exited ({st}); log:\n{}", read_log(&fw_log));
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no \"capturing\" log line within 10 s; log:\n{}",
-            read_log(&fw_log)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_log(&mut fw, &fw_log, "capturing", Duration::from_secs(10));
 
     // The bounded burst: SYN_COUNT SYNs at ~5000/s, killed after 20 s at most.
     let count = SYN_COUNT.to_string();
@@ -688,21 +686,10 @@ fn log_count(log: &Path, needle: &str) -> usize {
 
 /// Polls until `log` contains `needle` (at most `timeout`); panics with the log otherwise.
 fn wait_for_log(fw: &mut ChildGuard, log: &Path, needle: &str, timeout: Duration) {
-    let start = Instant::now();
-    while log_count(log, needle) == 0 {
-        if let Some(st) = fw.exited() {
-            panic!(
-                "fivewatch exited ({st}) before logging {needle:?}; log:\n{}",
-                read_log(log)
-            );
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "no {needle:?} in the log within {timeout:?}; log:\n{}",
-            read_log(log)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let what = format!("{needle:?} in the log");
+    wait_until(fw, log, &what, timeout, Duration::from_millis(50), || {
+        log_count(log, needle) > 0
+    });
 }
 
 /// The integer value of `key=` in the first log line containing `line_marker`.
@@ -917,20 +904,14 @@ fn pcap_replay_sighup_reopens_alert_file() {
     );
     // The flood starts with the capture (its first record is due after about a second of
     // capture time, half a second at speed 2); rotate once it is in the file, and after 1 s.
-    loop {
-        if !alert_records(&alerts).is_empty() && t0.elapsed() >= Duration::from_secs(1) {
-            break;
-        }
-        if let Some(st) = fw.exited() {
-            panic!("fivewatch exited ({st}); log:\n{}", read_log(&log));
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "no alert record within 15 s; log:\n{}",
-            read_log(&log)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        &mut fw,
+        &log,
+        "an alert record",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || !alert_records(&alerts).is_empty() && t0.elapsed() >= Duration::from_secs(1),
+    );
     fs::rename(&alerts, &rotated).expect("rename the alert file");
     // SAFETY: plain kill(2) on the pid of our own, not yet reaped, child.
     assert_eq!(unsafe { libc::kill(fw.pid(), libc::SIGHUP) }, 0);

@@ -315,17 +315,8 @@ impl Config {
                 })
             }
         };
-        let count = |key: &'static str, v: usize, lo: usize, hi: usize| -> Result<(), ConfigError> {
-            if (lo..=hi).contains(&v) {
-                Ok(())
-            } else {
-                Err(ConfigError::Invalid {
-                    path: path.into(),
-                    key,
-                    message: format!("must be between {lo} and {hi}, got {v}"),
-                })
-            }
-        };
+        // Counts are checked as numbers too (exact: every limit is far below 2^53).
+        let count = |key: &'static str, v: usize, lo: usize, hi: usize| range(key, v as f64, lo as f64, hi as f64);
         const DAY: f64 = 86_400.0;
         range("capture.replay_speed", self.capture.replay_speed, 0.001, 1e6)?;
         if !matches!(self.capture.backend.as_str(), "af_packet" | "pnet") {
