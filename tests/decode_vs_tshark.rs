@@ -14,7 +14,7 @@ use std::net::IpAddr;
 
 use fivewatch::app::{self, AlertSink};
 use fivewatch::config::Config;
-use fivewatch::decode::{gtpu, ipproto, link, DecodeError, Decoded, Fragment, Layer, Packet, Reason};
+use fivewatch::decode::{gtpu, ipproto, DecodeError, Decoded, Fragment, Layer, Packet, Reason};
 
 /// tshark's `l4` categories (script: "l4 (the packet's *flow* transport protocol)").
 const L4: [&str; 8] = ["tcp", "udp", "icmp", "icmpv6", "sctp", "ip_fragment", "other", "non_ip"];
@@ -55,29 +55,6 @@ const MAPPINGS: &[Mapping] = &[
         why: "the only record has 8 captured bytes of a 78-byte Ethernet frame (snaplen 1 \
               in the file header): shorter than the 14-byte Ethernet header, so fivewatch \
               counts a `link: truncated` decode error where tshark (no ip token) says non_ip",
-    },
-    Mapping {
-        capture: "mpls-vlan-pseudowire.pcap",
-        frame: 2,
-        fivewatch: ("non_ip", "non_ip"),
-        tshark: ("ipv4", "icmp"),
-        check: |b, d| {
-            // Ethernet → MPLS (0x8847) label, bottom label (S bit), zero control word,
-            // Ethernet with an 802.1Q tag → IPv4 (0x0800) whose protocol is ICMP (1).
-            b[12..14] == [0x88, 0x47]
-                && b[16] & 1 == 0
-                && b[20] & 1 == 1
-                && b[22..26] == [0, 0, 0, 0]
-                && b[38..40] == [0x81, 0x00]
-                && b[42..44] == [0x08, 0x00]
-                && b[44] >> 4 == 4
-                && b[44 + 9] == 1
-                && *d == Ok(Decoded::NotIp(link::ETHERTYPE_MPLS))
-        },
-        why: "two-label MPLS Ethernet pseudowire with a control word (first nibble 0 after \
-              the bottom label). fivewatch does not decode pseudowire payloads (documented in \
-              decode::link::mpls, RFC 4385 §3; the MANIFEST allows 'pseudowire may be \
-              reported as undecoded'); tshark's PW heuristic finds Ethernet+VLAN+IPv4+ICMP",
     },
     Mapping {
         capture: "dns-amplification-rrsig-fragmented.pcap",
