@@ -1,0 +1,19 @@
+//! GTP-U header, extension-header chain and PDU Session Container (TS 29.281 §5), given a
+//! UDP payload; and the same bytes as the UDP payload of an IPv4 packet to UDP 2152, so the
+//! inner T-PDU is opened too.
+#![no_main]
+
+use fivewatch::decode::{gtpu, ip};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = gtpu::parse(data);
+    let udp_len = (8 + data.len()).min(usize::from(u16::MAX));
+    let total = (20 + udp_len).min(usize::from(u16::MAX));
+    let mut pkt = Vec::with_capacity(total);
+    pkt.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0]);
+    pkt.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+    pkt.extend_from_slice(&[0x08, 0x68, 0x08, 0x68, (udp_len >> 8) as u8, udp_len as u8, 0, 0]);
+    pkt.extend_from_slice(&data[..total - 28]);
+    let _ = ip::decode_ip_with(&pkt, Some(0));
+});
