@@ -656,8 +656,17 @@ fn malformed_messages_are_counted_and_change_nothing() {
 
 proptest! {
     #[test]
-    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600), seid in any::<bool>()) {
+    fn arbitrary_bytes_never_panic(
+        data in proptest::collection::vec(any::<u8>(), 0..600),
+        seid in any::<bool>(),
+        rts in any::<u32>(),
+    ) {
+        let _ = pfcp::RecoveryTimeStamp(rts).unix_seconds();
         let mut d = data;
+        // Every typed decoder on the raw bytes as an IE value.
+        let _ = (pfcp::node_id(&d), pfcp::f_seid(&d), pfcp::f_teid(&d), pfcp::ue_ip_address(&d));
+        let _ = (pfcp::outer_header_creation(&d), pfcp::fqdn_labels(&d).count());
+        let _ = pfcp::ue_ip_address(&d).map(|u| u.ipv6_prefix_len());
         // Half the cases get a plausible header so the IE paths are reached.
         if seid && d.len() >= 16 {
             d[0] = 0x21;

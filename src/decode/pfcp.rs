@@ -745,14 +745,15 @@ pub const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 pub struct RecoveryTimeStamp(pub u32);
 
 impl RecoveryTimeStamp {
-    /// Seconds since the Unix epoch. Values with the top bit clear are read as NTP era 1
-    /// (from 2036-02-07, RFC 4330 §3), as Wireshark does.
-    pub fn unix_seconds(self) -> u64 {
-        let s = u64::from(self.0);
-        if s & 0x8000_0000 != 0 {
-            s - NTP_UNIX_OFFSET
+    /// Seconds since the Unix epoch (negative before 1970). Values with the top bit clear are
+    /// read as NTP era 1 (from 2036-02-07, RFC 4330 §3), as Wireshark does.
+    pub fn unix_seconds(self) -> i64 {
+        let s = i64::from(self.0);
+        let offset = NTP_UNIX_OFFSET as i64;
+        if self.0 & 0x8000_0000 != 0 {
+            s - offset
         } else {
-            s + (1 << 32) - NTP_UNIX_OFFSET
+            s + (1i64 << 32) - offset
         }
     }
 }
@@ -1051,6 +1052,9 @@ mod tests {
         assert_eq!(RecoveryTimeStamp(3_155_673_600).unix_seconds(), 946_684_800);
         // Era 1: NTP 0 is 2036-02-07T06:28:16Z = Unix 2085978496.
         assert_eq!(RecoveryTimeStamp(0).unix_seconds(), 2_085_978_496);
+        // The oldest era-0 value, 0x80000000, is 1968-01-20T03:14:08Z: before the Unix epoch.
+        assert_eq!(RecoveryTimeStamp(0x8000_0000).unix_seconds(), -61_505_152);
+        assert_eq!(RecoveryTimeStamp(u32::MAX).unix_seconds(), 2_085_978_495);
         assert_eq!(recovery_time_stamp(&[1, 2, 3]), None);
     }
 }
