@@ -10,6 +10,7 @@
 pub mod gtpu;
 pub mod ip;
 pub mod link;
+pub mod pfcp;
 pub mod transport;
 
 use std::net::IpAddr;
@@ -84,11 +85,13 @@ pub enum Layer {
     Sctp,
     /// GTP-U header, extension headers and T-PDU.
     Gtpu,
+    /// PFCP header and information elements (TS 29.244).
+    Pfcp,
 }
 
 impl Layer {
     /// Every layer, in a fixed order (for pre-registering metric series).
-    pub const ALL: [Layer; 9] = [
+    pub const ALL: [Layer; 10] = [
         Layer::Link,
         Layer::Vlan,
         Layer::Ipv4,
@@ -98,6 +101,7 @@ impl Layer {
         Layer::Icmp,
         Layer::Sctp,
         Layer::Gtpu,
+        Layer::Pfcp,
     ];
 
     /// The reasons a decoder of this layer can report (the metric series that exist).
@@ -121,6 +125,7 @@ impl Layer {
                 TooManyHeaders,
                 NonIpPayload,
             ],
+            Layer::Pfcp => &[Truncated, BadVersion, BadLength, IeOverrun, TooDeep],
         }
     }
 
@@ -136,6 +141,7 @@ impl Layer {
             Layer::Icmp => "icmp",
             Layer::Sctp => "sctp",
             Layer::Gtpu => "gtpu",
+            Layer::Pfcp => "pfcp",
         }
     }
 }
@@ -164,11 +170,16 @@ pub enum Reason {
     NonIpPayload,
     /// GTP' (PT bit 0) on the GTP-U port.
     NotGtpu,
+    /// PFCP information element whose header or length runs past the enclosing message or
+    /// grouped IE (TS 29.244 §8.1.1).
+    IeOverrun,
+    /// PFCP grouped IEs nested deeper than the decoder follows.
+    TooDeep,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (for pre-registering metric series).
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Truncated,
         Reason::UnsupportedLinkType,
         Reason::BadVersion,
@@ -179,6 +190,8 @@ impl Reason {
         Reason::ExtHeaderOverrun,
         Reason::NonIpPayload,
         Reason::NotGtpu,
+        Reason::IeOverrun,
+        Reason::TooDeep,
     ];
 
     /// Stable snake_case name used as the `reason` metric label.
@@ -194,6 +207,8 @@ impl Reason {
             Reason::ExtHeaderOverrun => "ext_header_overrun",
             Reason::NonIpPayload => "non_ip_payload",
             Reason::NotGtpu => "not_gtpu",
+            Reason::IeOverrun => "ie_overrun",
+            Reason::TooDeep => "too_deep",
         }
     }
 }

@@ -52,7 +52,7 @@ pub struct Stats {
     /// Frames per link type, indexed like [`LINK_TYPES`].
     pub link_types: [u64; 6],
     /// Decode errors (fatal and non-fatal) by [`Layer::ALL`] × [`Reason::ALL`] index.
-    pub decode_errors: [[u64; 10]; 9],
+    pub decode_errors: [[u64; Reason::ALL.len()]; Layer::ALL.len()],
     /// Frames that carry no IP.
     pub non_ip: u64,
     /// Frames with an outer IPv4 header.

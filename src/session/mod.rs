@@ -1,0 +1,885 @@
+//! 5G session state learned passively from PFCP (N4, 3GPP TS 29.244): which GTP-U tunnel
+//! endpoint (F-TEID) and which UE address belong to which PFCP session.
+//!
+//! [`SessionTable::on_pfcp`] takes every PFCP datagram (UDP port 8805, either direction) in
+//! capture order. Sessions are created by a Session Establishment Request (§7.5.2), completed
+//! by its Response (§7.5.3: UP F-SEID, F-TEIDs the UP function chose), changed by Session
+//! Modification (§7.5.4) and removed by Session Deletion (§7.5.7). Rules are applied when the
+//! *request* is seen, because the UP function starts forwarding before its response reaches
+//! the wire; a rejected Establishment Response removes the session again.
+//!
+//! The GTP-U path asks [`SessionTable::lookup_teid`] with the outer destination address and
+//! TEID of a G-PDU: a TEID is only unique at the endpoint that allocated it (the uplink TEID
+//! at the UPF's N3 address, the downlink TEID at the gNB's), so the index is keyed by both.
+//! That lookup is one hash probe and never allocates.
+//!
+//! Everything is bounded: sessions (LRU eviction by last PFCP activity), the request/response
+//! matcher, the retransmission filter, the peers, and the rules kept per session.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::decode::pfcp::{self, ie, Interface, MessageType, MESSAGE_LABELS};
+use crate::decode::DecodeError;
+
+type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Most PDRs and most FARs remembered per session (further ones are ignored).
+pub const MAX_RULES_PER_SESSION: usize = 64;
+/// Most PFCP messages read from one datagram (FO flag chain, TS 29.244 §7.2.2.1).
+pub const MAX_MESSAGES_PER_DATAGRAM: usize = 16;
+/// Most PFCP peers whose Recovery Time Stamp is tracked.
+pub const MAX_PEERS: usize = 4096;
+
+/// Sizes and times of a [`SessionTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Most sessions kept; the least recently active one is evicted to make room.
+    pub capacity: usize,
+    /// Nanoseconds after the first packet the table saw during which a TEID without PFCP
+    /// state is [`TeidState::Unknown`] (the session may predate the capture) rather than
+    /// [`TeidState::Unmapped`].
+    pub learning_period_ns: u64,
+    /// Most recent messages remembered for retransmission detection.
+    pub dedup_capacity: usize,
+    /// A message repeating (peer pair, sequence number, type) within this many nanoseconds
+    /// is a retransmission (TS 29.244 §6.4: same sequence number on retransmission).
+    pub dedup_window_ns: u64,
+    /// Most requests awaiting their response.
+    pub pending_capacity: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            capacity: 100_000,
+            learning_period_ns: 60_000_000_000,
+            dedup_capacity: 4096,
+            dedup_window_ns: 30_000_000_000,
+            pending_capacity: 4096,
+        }
+    }
+}
+
+/// A GTP-U tunnel endpoint: the TEID and the address(es) of the node that allocated it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TunnelEndpoint {
+    /// Tunnel Endpoint Identifier, allocated by the receiving node.
+    pub teid: u32,
+    /// The receiving node's IPv4 address.
+    pub ipv4: Option<Ipv4Addr>,
+    /// The receiving node's IPv6 address.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+impl TunnelEndpoint {
+    /// True when `(addr, teid)` names this endpoint.
+    pub fn matches(&self, addr: IpAddr, teid: u32) -> bool {
+        self.teid == teid
+            && match addr {
+                IpAddr::V4(a) => self.ipv4 == Some(a),
+                IpAddr::V6(a) => self.ipv6 == Some(a),
+            }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pdr {
+    id: u16,
+    source: Option<Interface>,
+    fteid: Option<TunnelEndpoint>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Far {
+    id: u32,
+    destination: Option<Interface>,
+    ohc: Option<TunnelEndpoint>,
+}
+
+/// One PFCP session (TS 29.244 §5.2), as far as it has been seen.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// SEID the CP function allocated (F-SEID of the Establishment Request, §8.2.37).
+    pub cp_seid: u64,
+    /// SEID the UP function allocated (F-SEID of the Establishment Response), once seen.
+    pub up_seid: Option<u64>,
+    /// CP function address: from its F-SEID, else the request's source address.
+    pub cp_ip: IpAddr,
+    /// UP function address: from its F-SEID, else the request's destination address.
+    pub up_ip: IpAddr,
+    /// CP Node ID (§8.2.38) when it is an IP address.
+    pub cp_node_id: Option<IpAddr>,
+    /// UP Node ID when it is an IP address.
+    pub up_node_id: Option<IpAddr>,
+    /// Uplink F-TEID: that of a PDR whose Source Interface is access (given by the CP, or
+    /// chosen by the UP with CH=1 and returned in Created PDR). G-PDUs to the UPF carry it.
+    pub uplink: Option<TunnelEndpoint>,
+    /// Downlink tunnel: Outer Header Creation of a FAR whose Destination Interface is
+    /// access (the gNB's TEID and address). G-PDUs to the gNB carry it.
+    pub downlink: Option<TunnelEndpoint>,
+    /// UE IPv4 address (UE IP Address IE of a PDI, §8.2.62).
+    pub ue_ipv4: Option<Ipv4Addr>,
+    /// UE IPv6 address or prefix.
+    pub ue_ipv6: Option<Ipv6Addr>,
+    /// Prefix length of `ue_ipv6` ([`pfcp::UeIpAddress::ipv6_prefix_len`], /64 by default).
+    pub ue_ipv6_prefix_len: u8,
+    /// QFIs seen in PDIs and QERs: bit `q` set for QFI `q` (0..=63).
+    pub qfis: u64,
+    /// Capture time of the first message of the session, ns since the Unix epoch.
+    pub first_seen_ns: u64,
+    /// Capture time of the latest message of the session, ns since the Unix epoch.
+    pub last_seen_ns: u64,
+    /// The establishment response accepted the session.
+    pub established: bool,
+    cp_peer: IpAddr,
+    up_peer: IpAddr,
+    pdrs: Vec<Pdr>,
+    fars: Vec<Far>,
+    lru_tick: u64,
+    teid_keys: [Option<(IpAddr, u32)>; 4],
+    ue_keys: [Option<IpAddr>; 3],
+}
+
+impl Session {
+    /// The QFIs of [`Session::qfis`], ascending.
+    pub fn qfi_list(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..64u8).filter(|q| self.qfis & (1u64 << q) != 0)
+    }
+
+    /// The UE address is `ip` (IPv4 exactly; IPv6 within the UE prefix).
+    pub fn has_ue_ip(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.ue_ipv4 == Some(a),
+            IpAddr::V6(a) => self
+                .ue_ipv6
+                .is_some_and(|p| mask6(p, self.ue_ipv6_prefix_len) == mask6(a, self.ue_ipv6_prefix_len)),
+        }
+    }
+
+    fn wanted_teid_keys(&self) -> [Option<(IpAddr, u32)>; 4] {
+        let k = |e: Option<TunnelEndpoint>| {
+            (
+                e.and_then(|e| e.ipv4.map(|a| (IpAddr::V4(a), e.teid))),
+                e.and_then(|e| e.ipv6.map(|a| (IpAddr::V6(a), e.teid))),
+            )
+        };
+        let (u4, u6) = k(self.uplink);
+        let (d4, d6) = k(self.downlink);
+        [u4, u6, d4, d6]
+    }
+
+    fn wanted_ue_keys(&self) -> [Option<IpAddr>; 3] {
+        [
+            self.ue_ipv4.map(IpAddr::V4),
+            self.ue_ipv6.map(IpAddr::V6),
+            self.ue_ipv6.map(|a| IpAddr::V6(mask6(a, 64))),
+        ]
+    }
+}
+
+fn mask6(a: Ipv6Addr, len: u8) -> Ipv6Addr {
+    let bits = u128::from(a);
+    let len = u32::from(len.min(128));
+    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+    Ipv6Addr::from(bits & mask)
+}
+
+/// What the PFCP state says about a GTP-U tunnel `(endpoint, TEID)`.
+#[derive(Debug, Clone, Copy)]
+pub enum TeidState<'a> {
+    /// A live session set this tunnel up.
+    Known(&'a Session),
+    /// No session, but the table is still inside its learning period: the tunnel may have
+    /// been set up before the capture started. Not suspicious.
+    Unknown,
+    /// No session, after the learning period: traffic on a tunnel no PFCP set up.
+    Unmapped,
+}
+
+/// Counters of a [`SessionTable`] (cumulative except `active`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Sessions in the table now.
+    pub active: u64,
+    /// Sessions an Establishment Response accepted.
+    pub established: u64,
+    /// Sessions removed by Session Deletion.
+    pub deleted: u64,
+    /// Sessions evicted for capacity.
+    pub evicted: u64,
+    /// Sessions removed because a peer's Recovery Time Stamp changed (it restarted).
+    pub purged_by_restart: u64,
+    /// Peer restarts seen (Recovery Time Stamp changes).
+    pub peer_restarts: u64,
+    /// Sessions removed by a rejecting Establishment Response.
+    pub rejected: u64,
+    /// Sessions replaced by a new Establishment Request with the same CP F-SEID.
+    pub replaced: u64,
+    /// Retransmitted messages (same peer pair, sequence number and type), not re-applied.
+    pub retransmissions: u64,
+    /// Responses without a remembered request.
+    pub unmatched_responses: u64,
+    /// Session messages whose SEID names no known session.
+    pub unknown_session: u64,
+    /// PFCP messages by [`pfcp::label_index`] (every message on the wire, retransmissions too).
+    pub messages: [u64; MESSAGE_LABELS.len()],
+    /// Messages that failed to decode (header or IE framing) or lack a mandatory IE.
+    pub malformed: u64,
+}
+
+/// A map with a fixed capacity that forgets its oldest insertions first.
+#[derive(Debug)]
+struct Fifo<K, V> {
+    map: Map<K, (V, u64)>,
+    order: VecDeque<(K, u64)>,
+    cap: usize,
+    serial: u64,
+}
+
+impl<K: Hash + Eq + Copy, V> Fifo<K, V> {
+    fn new(cap: usize) -> Self {
+        Fifo {
+            map: Map::default(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+            serial: 0,
+        }
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        self.serial += 1;
+        self.map.insert(k, (v, self.serial));
+        self.order.push_back((k, self.serial));
+        while self.map.len() > self.cap {
+            let Some((old, s)) = self.order.pop_front() else { break };
+            if self.map.get(&old).is_some_and(|e| e.1 == s) {
+                self.map.remove(&old);
+            }
+        }
+        if self.order.len() > 2 * self.cap + 16 {
+            let map = &self.map;
+            self.order.retain(|(k, s)| map.get(k).is_some_and(|e| e.1 == *s));
+        }
+    }
+
+    fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k).map(|e| &e.0)
+    }
+
+    fn remove(&mut self, k: &K) -> Option<V> {
+        self.map.remove(k).map(|e| e.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    msg_type: MessageType,
+    session: Option<u64>,
+}
+
+/// The PFCP session table. See the module documentation.
+#[derive(Debug)]
+pub struct SessionTable {
+    cfg: SessionConfig,
+    sessions: Map<u64, Session>,
+    next_id: u64,
+    tick: u64,
+    lru: BTreeMap<u64, u64>,
+    by_cp: Map<(IpAddr, u64), u64>,
+    by_up: Map<(IpAddr, u64), u64>,
+    teids: Map<(IpAddr, u32), u64>,
+    ues: Map<IpAddr, u64>,
+    pending: Fifo<(IpAddr, IpAddr, u32), Pending>,
+    recent: Fifo<(IpAddr, IpAddr, u32, u8), u64>,
+    peers: Map<IpAddr, pfcp::RecoveryTimeStamp>,
+    learning_start_ns: Option<u64>,
+    stats: SessionStats,
+}
+
+/// The IEs of one message that the session procedures read at top level.
+#[derive(Default)]
+struct TopIes {
+    f_seid: Option<pfcp::FSeid>,
+    node_id: Option<IpAddr>,
+    cause: Option<pfcp::Cause>,
+    recovery: Option<pfcp::RecoveryTimeStamp>,
+}
+
+fn top_ies(body: &[u8]) -> TopIes {
+    let mut t = TopIes::default();
+    for ie in pfcp::ies(body).flatten() {
+        if ie.enterprise_id.is_some() {
+            continue;
+        }
+        match ie.ie_type {
+            ie::F_SEID => t.f_seid = t.f_seid.or(pfcp::f_seid(ie.value)),
+            ie::NODE_ID => {
+                t.node_id = match pfcp::node_id(ie.value) {
+                    Some(pfcp::NodeId::Ipv4(a)) => Some(IpAddr::V4(a)),
+                    Some(pfcp::NodeId::Ipv6(a)) => Some(IpAddr::V6(a)),
+                    _ => None,
+                }
+            }
+            ie::CAUSE => t.cause = pfcp::cause(ie.value),
+            ie::RECOVERY_TIME_STAMP => t.recovery = pfcp::recovery_time_stamp(ie.value),
+            _ => {}
+        }
+    }
+    t
+}
+
+/// Standard (non vendor-specific) children of a grouped IE value.
+fn children(v: &[u8]) -> impl Iterator<Item = pfcp::Ie<'_>> {
+    pfcp::ies(v).flatten().filter(|i| i.enterprise_id.is_none())
+}
+
+fn endpoint(f: &pfcp::FTeid) -> Option<TunnelEndpoint> {
+    Some(TunnelEndpoint {
+        teid: f.teid?,
+        ipv4: f.ipv4,
+        ipv6: f.ipv6,
+    })
+}
+
+impl SessionTable {
+    /// An empty table.
+    pub fn new(cfg: SessionConfig) -> SessionTable {
+        SessionTable {
+            cfg,
+            sessions: Map::default(),
+            next_id: 1,
+            tick: 0,
+            lru: BTreeMap::new(),
+            by_cp: Map::default(),
+            by_up: Map::default(),
+            teids: Map::default(),
+            ues: Map::default(),
+            pending: Fifo::new(cfg.pending_capacity),
+            recent: Fifo::new(cfg.dedup_capacity),
+            peers: Map::default(),
+            learning_start_ns: None,
+            stats: SessionStats::default(),
+        }
+    }
+
+    /// Counters; `active` is the current number of sessions.
+    pub fn stats(&self) -> SessionStats {
+        let mut s = self.stats.clone();
+        s.active = self.sessions.len() as u64;
+        s
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// No sessions.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Every session, in no particular order.
+    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.values()
+    }
+
+    /// The session the CP function at `cp` (packet address) knows as `cp_seid`.
+    pub fn session_by_cp_seid(&self, cp: IpAddr, cp_seid: u64) -> Option<&Session> {
+        self.by_cp.get(&(cp, cp_seid)).and_then(|id| self.sessions.get(id))
+    }
+
+    /// Latest Recovery Time Stamp (§8.2.65) of the PFCP node at `peer` (packet address).
+    pub fn peer_recovery(&self, peer: IpAddr) -> Option<pfcp::RecoveryTimeStamp> {
+        self.peers.get(&peer).copied()
+    }
+
+    /// Start the learning period at `ts_ns` (ns since the Unix epoch) if it has not started:
+    /// the caller passes its first packet of any kind. [`SessionTable::on_pfcp`] does this too.
+    pub fn note_packet(&mut self, ts_ns: u64) {
+        if self.learning_start_ns.is_none() {
+            self.learning_start_ns = Some(ts_ns);
+        }
+    }
+
+    /// State of the GTP-U tunnel `(endpoint, teid)` at capture time `now_ns`: `endpoint` is
+    /// the outer destination address of a G-PDU (the node that allocated `teid`). One hash
+    /// probe, no allocation. Before any packet was noted the table is learning.
+    #[inline]
+    pub fn lookup_teid(&self, endpoint: IpAddr, teid: u32, now_ns: u64) -> TeidState<'_> {
+        if let Some(s) = self.teids.get(&(endpoint, teid)).and_then(|id| self.sessions.get(id)) {
+            return TeidState::Known(s);
+        }
+        match self.learning_start_ns {
+            Some(t0) if now_ns.saturating_sub(t0) >= self.cfg.learning_period_ns => TeidState::Unmapped,
+            _ => TeidState::Unknown,
+        }
+    }
+
+    /// The session of UE address `ip`: IPv4 exactly; IPv6 exactly, else by its /64 prefix
+    /// (TS 23.501 §5.8.2.2.3; when several sessions share a /64, the latest one).
+    pub fn lookup_ue(&self, ip: IpAddr) -> Option<&Session> {
+        let id = match ip {
+            IpAddr::V4(_) => self.ues.get(&ip),
+            IpAddr::V6(a) => self.ues.get(&ip).or_else(|| self.ues.get(&IpAddr::V6(mask6(a, 64)))),
+        }?;
+        self.sessions.get(id)
+    }
+
+    /// Feed one PFCP datagram: `udp_payload` of a UDP datagram to or from port 8805, sent
+    /// from `src` to `dst` at capture time `ts_ns` (ns since the Unix epoch). Messages
+    /// chained with the FO flag are all read (up to [`MAX_MESSAGES_PER_DATAGRAM`]).
+    ///
+    /// Errors (layer `pfcp`, also counted in [`SessionStats::malformed`]): those of
+    /// [`pfcp::parse`] and of [`pfcp::walk`] over the message's IEs; such a message changes
+    /// no session.
+    pub fn on_pfcp(&mut self, src: IpAddr, dst: IpAddr, udp_payload: &[u8], ts_ns: u64) -> Result<(), DecodeError> {
+        self.note_packet(ts_ns);
+        let mut d = udp_payload;
+        for _ in 0..MAX_MESSAGES_PER_DATAGRAM {
+            let (h, body) = pfcp::parse(d).inspect_err(|_| self.stats.malformed += 1)?;
+            pfcp::walk(body, &mut |_, _| {}).inspect_err(|_| self.stats.malformed += 1)?;
+            self.on_message(src, dst, &h, body, ts_ns);
+            d = d.get(h.message_len()..).unwrap_or(&[]);
+            if !h.follow_on || d.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, src: IpAddr, dst: IpAddr, h: &pfcp::PfcpHeader, body: &[u8], ts: u64) {
+        let t = h.message_type;
+        self.stats.messages[pfcp::label_index(t)] += 1;
+        let key = (src, dst, h.sequence, t.0);
+        if let Some(&prev) = self.recent.get(&key) {
+            if ts.saturating_sub(prev) <= self.cfg.dedup_window_ns {
+                self.stats.retransmissions += 1;
+                return;
+            }
+        }
+        self.recent.insert(key, ts);
+        let top = top_ies(body);
+        if let Some(r) = top.recovery {
+            self.on_recovery(src, r);
+        }
+        let seid = h.seid.unwrap_or(0);
+        let pending = if t.is_response() {
+            let p = self.pending.remove(&(dst, src, h.sequence));
+            if p.is_none() {
+                self.stats.unmatched_responses += 1;
+            }
+            p
+        } else {
+            None
+        };
+        let pending_session = pending.and_then(|p| p.session);
+        match t {
+            MessageType::SESSION_ESTABLISHMENT_REQUEST => {
+                let Some(f) = top.f_seid else {
+                    self.stats.malformed += 1;
+                    return;
+                };
+                let id = self.create(src, dst, f, top.node_id, ts);
+                self.apply_rules(id, body);
+                self.pending.insert(
+                    (src, dst, h.sequence),
+                    Pending {
+                        msg_type: t,
+                        session: Some(id),
+                    },
+                );
+            }
+            MessageType::SESSION_ESTABLISHMENT_RESPONSE => {
+                let id = pending
+                    .filter(|p| p.msg_type == MessageType::SESSION_ESTABLISHMENT_REQUEST)
+                    .and_then(|p| p.session)
+                    .or_else(|| self.by_cp.get(&(dst, seid)).copied());
+                let Some(id) = id.filter(|id| self.sessions.contains_key(id)) else {
+                    self.stats.unknown_session += 1;
+                    return;
+                };
+                if top.cause.is_some_and(|c| !c.is_accepted()) {
+                    self.remove(id);
+                    self.stats.rejected += 1;
+                    return;
+                }
+                self.touch(id, ts);
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    if let Some(f) = top.f_seid {
+                        s.up_seid = Some(f.seid);
+                        if let Some(a) = f.ipv4.map(IpAddr::V4).or(f.ipv6.map(IpAddr::V6)) {
+                            s.up_ip = a;
+                        }
+                        self.by_up.insert((src, f.seid), id);
+                    }
+                    s.up_node_id = top.node_id.or(s.up_node_id);
+                    if !s.established {
+                        s.established = true;
+                        self.stats.established += 1;
+                    }
+                }
+                self.apply_rules(id, body);
+            }
+            MessageType::SESSION_MODIFICATION_REQUEST | MessageType::SESSION_DELETION_REQUEST => {
+                let id = self.by_up.get(&(dst, seid)).copied();
+                if let Some(id) = id {
+                    self.touch(id, ts);
+                    if t == MessageType::SESSION_MODIFICATION_REQUEST {
+                        self.apply_rules(id, body);
+                    }
+                } else {
+                    self.stats.unknown_session += 1;
+                }
+                self.pending.insert(
+                    (src, dst, h.sequence),
+                    Pending {
+                        msg_type: t,
+                        session: id,
+                    },
+                );
+            }
+            MessageType::SESSION_MODIFICATION_RESPONSE | MessageType::SESSION_DELETION_RESPONSE => {
+                let id = pending_session.or_else(|| self.by_cp.get(&(dst, seid)).copied());
+                let Some(id) = id.filter(|id| self.sessions.contains_key(id)) else {
+                    self.stats.unknown_session += 1;
+                    return;
+                };
+                let accepted = top.cause.is_none_or(|c| c.is_accepted());
+                if t == MessageType::SESSION_DELETION_RESPONSE {
+                    if accepted {
+                        self.remove(id);
+                        self.stats.deleted += 1;
+                    }
+                } else {
+                    self.touch(id, ts);
+                    self.apply_rules(id, body);
+                }
+            }
+            _ if t.is_request() => {
+                let id = if t.is_session() {
+                    self.by_cp
+                        .get(&(dst, seid))
+                        .or_else(|| self.by_up.get(&(dst, seid)))
+                        .copied()
+                } else {
+                    None
+                };
+                if let Some(id) = id {
+                    self.touch(id, ts);
+                }
+                self.pending.insert(
+                    (src, dst, h.sequence),
+                    Pending {
+                        msg_type: t,
+                        session: id,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn on_recovery(&mut self, peer: IpAddr, r: pfcp::RecoveryTimeStamp) {
+        match self.peers.get(&peer).copied() {
+            Some(old) if old != r => {
+                self.stats.peer_restarts += 1;
+                let gone: Vec<u64> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.cp_peer == peer || s.up_peer == peer)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in gone {
+                    self.remove(id);
+                    self.stats.purged_by_restart += 1;
+                }
+                self.peers.insert(peer, r);
+            }
+            Some(_) => {}
+            None if self.peers.len() < MAX_PEERS => {
+                self.peers.insert(peer, r);
+            }
+            None => {}
+        }
+    }
+
+    fn create(&mut self, cp: IpAddr, up: IpAddr, f: pfcp::FSeid, node: Option<IpAddr>, ts: u64) -> u64 {
+        if let Some(old) = self.by_cp.get(&(cp, f.seid)).copied() {
+            self.remove(old);
+            self.stats.replaced += 1;
+        }
+        while self.sessions.len() >= self.cfg.capacity.max(1) {
+            let Some((_, victim)) = self.lru.pop_first() else { break };
+            self.remove(victim);
+            self.stats.evicted += 1;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.tick += 1;
+        let cp_ip = f.ipv4.map(IpAddr::V4).or(f.ipv6.map(IpAddr::V6)).unwrap_or(cp);
+        self.sessions.insert(
+            id,
+            Session {
+                cp_seid: f.seid,
+                up_seid: None,
+                cp_ip,
+                up_ip: up,
+                cp_node_id: node,
+                up_node_id: None,
+                uplink: None,
+                downlink: None,
+                ue_ipv4: None,
+                ue_ipv6: None,
+                ue_ipv6_prefix_len: 64,
+                qfis: 0,
+                first_seen_ns: ts,
+                last_seen_ns: ts,
+                established: false,
+                cp_peer: cp,
+                up_peer: up,
+                pdrs: Vec::new(),
+                fars: Vec::new(),
+                lru_tick: self.tick,
+                teid_keys: [None; 4],
+                ue_keys: [None; 3],
+            },
+        );
+        self.lru.insert(self.tick, id);
+        self.by_cp.insert((cp, f.seid), id);
+        id
+    }
+
+    fn touch(&mut self, id: u64, ts: u64) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(s) = self.sessions.get_mut(&id) {
+            self.lru.remove(&s.lru_tick);
+            s.lru_tick = tick;
+            s.last_seen_ns = s.last_seen_ns.max(ts);
+            self.lru.insert(tick, id);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(s) = self.sessions.remove(&id) else { return };
+        self.lru.remove(&s.lru_tick);
+        if self.by_cp.get(&(s.cp_peer, s.cp_seid)) == Some(&id) {
+            self.by_cp.remove(&(s.cp_peer, s.cp_seid));
+        }
+        if let Some(up) = s.up_seid {
+            if self.by_up.get(&(s.up_peer, up)) == Some(&id) {
+                self.by_up.remove(&(s.up_peer, up));
+            }
+        }
+        for k in s.teid_keys.iter().flatten() {
+            if self.teids.get(k) == Some(&id) {
+                self.teids.remove(k);
+            }
+        }
+        for k in s.ue_keys.iter().flatten() {
+            if self.ues.get(k) == Some(&id) {
+                self.ues.remove(k);
+            }
+        }
+    }
+
+    /// Apply the rule IEs of an establishment/modification request or response to session
+    /// `id`, then re-index its tunnels and UE addresses.
+    fn apply_rules(&mut self, id: u64, body: &[u8]) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        for top in children(body) {
+            match top.ie_type {
+                ie::CREATE_PDR | ie::UPDATE_PDR => apply_pdr(s, top.value),
+                ie::CREATED_PDR => apply_created_pdr(s, top.value),
+                ie::CREATE_FAR | ie::UPDATE_FAR => apply_far(s, top.value),
+                ie::REMOVE_PDR => {
+                    if let Some(pid) = children(top.value).find(|c| c.ie_type == ie::PDR_ID) {
+                        let pid = pfcp::pdr_id(pid.value);
+                        s.pdrs.retain(|p| Some(p.id) != pid);
+                        s.uplink = s
+                            .pdrs
+                            .iter()
+                            .filter(|p| p.source == Some(Interface::ACCESS))
+                            .find_map(|p| p.fteid);
+                    }
+                }
+                ie::REMOVE_FAR => {
+                    if let Some(fid) = children(top.value).find(|c| c.ie_type == ie::FAR_ID) {
+                        let fid = pfcp::far_id(fid.value);
+                        s.fars.retain(|f| Some(f.id) != fid);
+                        s.downlink = s
+                            .fars
+                            .iter()
+                            .filter(|f| f.destination == Some(Interface::ACCESS))
+                            .find_map(|f| f.ohc);
+                    }
+                }
+                ie::CREATE_QER | ie::UPDATE_QER => {
+                    for c in children(top.value) {
+                        if c.ie_type == ie::QFI {
+                            if let Some(q) = pfcp::qfi(c.value) {
+                                s.qfis |= 1u64 << q;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.reindex(id);
+    }
+
+    fn reindex(&mut self, id: u64) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        let (old_t, new_t) = (s.teid_keys, s.wanted_teid_keys());
+        let (old_u, new_u) = (s.ue_keys, s.wanted_ue_keys());
+        s.teid_keys = new_t;
+        s.ue_keys = new_u;
+        for k in old_t.iter().flatten() {
+            if !new_t.contains(&Some(*k)) && self.teids.get(k) == Some(&id) {
+                self.teids.remove(k);
+            }
+        }
+        for k in new_t.iter().flatten() {
+            self.teids.insert(*k, id);
+        }
+        for k in old_u.iter().flatten() {
+            if !new_u.contains(&Some(*k)) && self.ues.get(k) == Some(&id) {
+                self.ues.remove(k);
+            }
+        }
+        for k in new_u.iter().flatten() {
+            self.ues.insert(*k, id);
+        }
+    }
+}
+
+/// Create PDR / Update PDR (Tables 7.5.2.2-1, 7.5.4.2-1): PDR ID and PDI {Source Interface,
+/// F-TEID, UE IP Address, QFI}.
+fn apply_pdr(s: &mut Session, v: &[u8]) {
+    let mut id = None;
+    let mut source = None;
+    let mut fteid = None;
+    for c in children(v) {
+        match c.ie_type {
+            ie::PDR_ID => id = pfcp::pdr_id(c.value),
+            ie::PDI => {
+                for p in children(c.value) {
+                    match p.ie_type {
+                        ie::SOURCE_INTERFACE => source = pfcp::source_interface(p.value),
+                        ie::F_TEID => fteid = pfcp::f_teid(p.value).as_ref().and_then(endpoint),
+                        ie::UE_IP_ADDRESS => {
+                            if let Some(u) = pfcp::ue_ip_address(p.value) {
+                                s.ue_ipv4 = u.ipv4.or(s.ue_ipv4);
+                                if let Some(a) = u.ipv6 {
+                                    s.ue_ipv6 = Some(a);
+                                    s.ue_ipv6_prefix_len = u.ipv6_prefix_len();
+                                }
+                            }
+                        }
+                        ie::QFI => {
+                            if let Some(q) = pfcp::qfi(p.value) {
+                                s.qfis |= 1u64 << q;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(id) = id else { return };
+    let i = match s.pdrs.iter().position(|p| p.id == id) {
+        Some(i) => i,
+        None if s.pdrs.len() < MAX_RULES_PER_SESSION => {
+            s.pdrs.push(Pdr {
+                id,
+                source: None,
+                fteid: None,
+            });
+            s.pdrs.len() - 1
+        }
+        None => return,
+    };
+    let Some(pdr) = s.pdrs.get_mut(i) else { return };
+    pdr.source = source.or(pdr.source);
+    pdr.fteid = fteid.or(pdr.fteid);
+    if pdr.source == Some(Interface::ACCESS) && fteid.is_some() {
+        s.uplink = fteid;
+    }
+}
+
+/// Created PDR (Table 7.5.3.2-1): PDR ID and the F-TEID the UP function chose (CH=1).
+fn apply_created_pdr(s: &mut Session, v: &[u8]) {
+    let mut id = None;
+    let mut fteid = None;
+    for c in children(v) {
+        match c.ie_type {
+            ie::PDR_ID => id = pfcp::pdr_id(c.value),
+            ie::F_TEID => fteid = pfcp::f_teid(c.value).as_ref().and_then(endpoint),
+            _ => {}
+        }
+    }
+    let (Some(id), Some(fteid)) = (id, fteid) else { return };
+    if let Some(p) = s.pdrs.iter_mut().find(|p| p.id == id) {
+        p.fteid = Some(fteid);
+        if p.source == Some(Interface::ACCESS) {
+            s.uplink = Some(fteid);
+        }
+    }
+}
+
+/// Create FAR / Update FAR (Tables 7.5.2.3-1, 7.5.4.3-1): FAR ID and (Update) Forwarding
+/// Parameters {Destination Interface, Outer Header Creation}. An Update FAR without a
+/// Destination Interface keeps the one of its Create FAR.
+fn apply_far(s: &mut Session, v: &[u8]) {
+    let mut id = None;
+    let mut destination = None;
+    let mut ohc = None;
+    for c in children(v) {
+        match c.ie_type {
+            ie::FAR_ID => id = pfcp::far_id(c.value),
+            ie::FORWARDING_PARAMETERS | ie::UPDATE_FORWARDING_PARAMETERS => {
+                for p in children(c.value) {
+                    match p.ie_type {
+                        ie::DESTINATION_INTERFACE => destination = pfcp::destination_interface(p.value),
+                        ie::OUTER_HEADER_CREATION => {
+                            ohc = pfcp::outer_header_creation(p.value).and_then(|o| {
+                                Some(TunnelEndpoint {
+                                    teid: o.teid?,
+                                    ipv4: o.ipv4,
+                                    ipv6: o.ipv6,
+                                })
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(id) = id else { return };
+    let i = match s.fars.iter().position(|f| f.id == id) {
+        Some(i) => i,
+        None if s.fars.len() < MAX_RULES_PER_SESSION => {
+            s.fars.push(Far {
+                id,
+                destination: None,
+                ohc: None,
+            });
+            s.fars.len() - 1
+        }
+        None => return,
+    };
+    let Some(far) = s.fars.get_mut(i) else { return };
+    far.destination = destination.or(far.destination);
+    far.ohc = ohc.or(far.ohc);
+    if far.destination == Some(Interface::ACCESS) && far.ohc.is_some() {
+        s.downlink = far.ohc;
+    }
+}
