@@ -5,7 +5,8 @@
 - frame:       frames of each capture, 16 per seed, encoded as the `frame` target reads them
                ([link-type selector][timestamp step][length u16 LE][bytes]);
 - gtpu:        UDP payloads to or from port 2152;
-- pfcp:        UDP payloads to or from port 8805;
+- pfcp:        UDP payloads to or from port 8805, 8 per seed, each preceded by its length
+               (u16 LE), as the `pfcp` target reads them;
 - pcap_reader: every capture file under 256 KiB, whole.
 
 Reads pcap and pcapng itself (no dependencies); only Ethernet/SLL/SLL2/raw/NULL frames are
@@ -98,6 +99,7 @@ def main():
             write("pcap_reader", open(path, "rb").read())
             counts["pcap_reader"] = counts.get("pcap_reader", 0) + 1
         batch = b""
+        pfcp = []
         for i, (lt, fr) in enumerate(frames(path)):
             if lt in LINK_TYPES:
                 fr = fr[:65535]
@@ -108,13 +110,18 @@ def main():
                 batch = b""
             if i > 4000:
                 break
-            for target, port in (("gtpu", 2152), ("pfcp", 8805)):
-                p = udp_payloads(lt, fr, port)
-                if p:
-                    write(target, p)
-                    counts[target] = counts.get(target, 0) + 1
+            p = udp_payloads(lt, fr, 2152)
+            if p:
+                write("gtpu", p)
+                counts["gtpu"] = counts.get("gtpu", 0) + 1
+            p = udp_payloads(lt, fr, 8805)
+            if p:
+                pfcp.append(struct.pack("<H", len(p)) + p)
         if batch:
             write("frame", batch)
+        for k in range(0, len(pfcp), 8):
+            write("pfcp", b"".join(pfcp[k:k + 8]))
+            counts["pfcp"] = counts.get("pfcp", 0) + 1
     for t, n in sorted(counts.items()):
         print(f"{t}: {n} seeds written (duplicates collapse by content hash)", file=sys.stderr)
 

@@ -10,7 +10,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir();
     let path = dir.join(format!("fivewatch-fuzz-{}.pcap", std::process::id()));
-    let Ok(mut f) = std::fs::File::create(&path) else { return };
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        return;
+    };
     if f.write_all(data).is_err() {
         return;
     }
