@@ -15,4 +15,5 @@ pub mod detect;
 pub mod export;
 pub mod flow;
 pub mod pipeline;
+pub mod reassembly;
 pub mod time;
