@@ -83,7 +83,10 @@
 //! state allocates nothing per fragment; a freed buffer larger than
 //! `max(2048, min(max_bytes / max_datagrams, 65575))` bytes is shrunk to that size, which bounds
 //! the memory kept for reuse. The budget counts the fragment bytes and headers held plus
-//! [`PIECE_COST`] per fragment; the heap may exceed it by the vectors' growth slack.
+//! [`PIECE_COST`] per fragment. The heap used for buffers stays below about
+//! `2 × max_bytes` (held bytes plus the vectors' growth slack) plus
+//! `max(max_bytes, 2048 × max_datagrams)` (capacity kept for reuse), and the slot table and
+//! index take about 200 bytes per datagram slot, allocated up front.
 
 mod ports;
 #[cfg(test)]
@@ -371,7 +374,7 @@ impl Counter {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReassemblyStats {
     /// Cumulative counts, indexed like [`Counter::ALL`].
-    pub counts: [u64; 13],
+    pub counts: [u64; Counter::ALL.len()],
     /// Datagrams held now (live and abandoned).
     pub datagrams: usize,
     /// Bytes charged to the budget now (see [`ReassemblyLimits::max_bytes`]).
@@ -657,12 +660,13 @@ fn min_transport(proto: u8) -> usize {
 }
 
 /// Whether the first fragment's data `d` (protocol `proto`) stops before the end of the
-/// transport header, walking IPv6 extension headers (and AH) in the fragmentable part.
-fn first_fragment_too_short(mut proto: u8, d: &[u8]) -> bool {
+/// transport header, walking AH and, for IPv6 (`v6`), the extension headers in the
+/// fragmentable part (RFC 7112: the first fragment holds the whole header chain).
+fn first_fragment_too_short(v6: bool, mut proto: u8, d: &[u8]) -> bool {
     let mut pos = 0usize;
     for _ in 0..=MAX_EXT_HEADERS {
         let len = match proto {
-            0 | 43 | 60 => d.get(pos + 1).map(|l| (usize::from(*l) + 1) * 8),
+            0 | 43 | 60 if v6 => d.get(pos + 1).map(|l| (usize::from(*l) + 1) * 8),
             NH_AH => d.get(pos + 1).map(|l| (usize::from(*l) + 2) * 4),
             p => return d.len().saturating_sub(pos) < min_transport(p),
         };
@@ -843,7 +847,7 @@ impl Reassembler {
                 return self.abandon(s, DropReason::Overlap);
             }
         }
-        if f.off == 0 && first_fragment_too_short(f.proto, f.data) {
+        if f.off == 0 && first_fragment_too_short(f.v6, f.proto, f.data) {
             return self.abandon(s, DropReason::TinyFirstFragment);
         }
         if slot.pieces.len() >= self.max_pieces {

@@ -297,6 +297,47 @@ fn byte_budget_evicts_the_oldest_and_is_never_exceeded() {
     assert_eq!(r.stats().buffered_bytes, 0);
 }
 
+/// A flood of first fragments with random identifications that never complete stays within
+/// both limits, and, because the oldest datagram is the one evicted, a datagram whose two
+/// fragments arrive close together still completes in the middle of the flood.
+#[test]
+fn random_id_flood_stays_bounded_and_recent_datagrams_complete() {
+    let limits = ReassemblyLimits {
+        max_datagrams: 256,
+        max_bytes: 1 << 20,
+        ..ReassemblyLimits::default()
+    };
+    let mut r = Reassembler::new(&limits);
+    let junk = udp_datagram(1472);
+    let good = v4_split(0xbeef, 17, &udp_datagram(2000), 1480);
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut completed = 0;
+    for i in 0..20_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut f = v4_frag(x as u16, 17, 0, true, &junk);
+        f[12..16].copy_from_slice(&((x >> 16) as u32).to_be_bytes()); // random source
+        assert_eq!(r.push(&f, i), Outcome::Pending);
+        if i % 1000 == 500 {
+            assert_eq!(r.push(&good[0], i), Outcome::Pending);
+        }
+        if i % 1000 == 510 && matches!(r.push(&good[1], i), Outcome::Complete(p) if p.len() == 2028) {
+            completed += 1;
+        }
+        assert!(r.stats().buffered_bytes <= 1 << 20);
+        assert!(r.stats().datagrams <= 256);
+    }
+    assert_eq!(completed, 20);
+    assert!(r.slots.len() <= 256);
+    let evicted = r.stats().get(Counter::TooManyDatagrams) + r.stats().get(Counter::MemoryLimit);
+    assert_eq!(
+        evicted + r.stats().datagrams as u64,
+        20_000,
+        "every flood datagram evicted or held"
+    );
+}
+
 #[test]
 fn offsets_past_the_largest_packet_are_too_large() {
     let mut r = default_r();
