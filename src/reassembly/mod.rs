@@ -19,6 +19,32 @@
 //! [`Reassembler::expire`] is to be called once per second of capture time; it drops the
 //! datagrams still incomplete after their timeout (counted as `timeout`).
 //!
+//! # Where the engine calls it
+//!
+//! In the per-packet path, between the link layer and the IP decoder (today both happen inside
+//! [`crate::decode::decode_with`]; the engine would call the two halves itself):
+//!
+//! ```text
+//! Network::Ip(ip) = decode::link::network_layer(linktype, data)?
+//! match reassembler.push(ip, ts) {
+//!     NotFragment        => decode_ip_with(ip, Some(extra_port))      // as today
+//!     Complete(rebuilt)  => decode_ip_with(rebuilt, Some(extra_port)) // the whole datagram:
+//!                           // one flow update with the datagram's length, GTP-U/PFCP visible
+//!     Pending | Duplicate => count the frame (outer version, transport "ip_fragment"),
+//!                           // no flow update: the bytes arrive with Complete
+//!     Dropped(reason)    => count `reason`, then decode the fragment itself as today, so
+//!                           // that fragment attacks stay visible to flows and detectors
+//! }
+//! ```
+//!
+//! and, in the engine's once-per-second tick, `reassembler.expire(now)` and
+//! `fragment_ports.expire(now)`. For a tunnelled packet whose inner packet is a fragment
+//! (`pkt.tunnel.is_some() && pkt.fragment != Fragment::None`), the inner packet comes from
+//! [`gtpu_inner_ip`] on the outer (possibly rebuilt) packet, and
+//! [`FragmentPorts::observe`] on it gives the ports to put into `pkt`. The counters map to
+//! one labelled series each ([`Counter::ALL`], [`Counter::as_str`]) plus two gauges
+//! ([`ReassemblyStats::datagrams`], [`ReassemblyStats::buffered_bytes`]).
+//!
 //! # Rebuilt packet
 //!
 //! - IPv4: the header (with options) of the offset-0 fragment, with MF and Fragment Offset
