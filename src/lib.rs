@@ -15,5 +15,6 @@ pub mod detect;
 pub mod export;
 pub mod flow;
 pub mod pipeline;
+pub mod reassembly;
 pub mod session;
 pub mod time;
