@@ -55,6 +55,16 @@ pub struct ReplaySummary {
     pub gtpu: std::collections::BTreeMap<String, u64>,
     /// GTP-U messages carrying an extension header, by header type.
     pub gtpu_extension_headers: std::collections::BTreeMap<String, u64>,
+    /// PFCP messages by type.
+    pub pfcp: std::collections::BTreeMap<String, u64>,
+    /// PFCP session table at the end: `active`, `established`, `deleted`, `evicted`,
+    /// `purged_by_restart`, `rejected`, `replaced`, `retransmissions`, `peer_restarts`,
+    /// `unmatched_responses`, `unknown_session`, `malformed`.
+    pub sessions: std::collections::BTreeMap<String, u64>,
+    /// G-PDUs by session lookup result (`known`, `unknown`, `unmapped`).
+    pub gtpu_session_lookups: std::collections::BTreeMap<String, u64>,
+    /// Outer IP fragment reassembly events (`fragments`, `reassembled`, drops by reason).
+    pub ip_reassembly: std::collections::BTreeMap<String, u64>,
     /// Frames whose timestamp was earlier than the previous frame's (clamped to it).
     pub timestamps_backwards: u64,
     /// Flows created.
@@ -121,6 +131,32 @@ impl ReplaySummary {
                 .zip(stats.gtpu_ext)
                 .map(|(n, c)| (n.to_string(), c))
                 .collect(),
+            pfcp: named(&crate::decode::pfcp::MESSAGE_LABELS, &stats.sessions.messages),
+            sessions: {
+                let t = &stats.sessions;
+                [
+                    ("active", t.active),
+                    ("established", t.established),
+                    ("deleted", t.deleted),
+                    ("evicted", t.evicted),
+                    ("purged_by_restart", t.purged_by_restart),
+                    ("rejected", t.rejected),
+                    ("replaced", t.replaced),
+                    ("retransmissions", t.retransmissions),
+                    ("peer_restarts", t.peer_restarts),
+                    ("unmatched_responses", t.unmatched_responses),
+                    ("unknown_session", t.unknown_session),
+                    ("malformed", t.malformed),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+            },
+            gtpu_session_lookups: named(&crate::pipeline::SESSION_LOOKUPS, &stats.gtpu_session_lookups),
+            ip_reassembly: crate::reassembly::Counter::ALL
+                .iter()
+                .map(|c| (c.as_str().to_string(), stats.reassembly.get(*c)))
+                .collect(),
             timestamps_backwards: stats.timestamps_backwards,
             flows: stats.flows_created,
             flow_evictions: stats.flows_evicted,
@@ -174,6 +210,16 @@ impl ReplaySummary {
         s += &format!("gtpu      {}\n", kv(&self.gtpu));
         if self.gtpu_extension_headers.values().any(|n| *n > 0) {
             s += &format!("gtpu ext  {}\n", kv(&self.gtpu_extension_headers));
+        }
+        if self.gtpu_session_lookups.values().any(|n| *n > 0) {
+            s += &format!("gtpu sess {}\n", kv(&self.gtpu_session_lookups));
+        }
+        if self.pfcp.values().any(|n| *n > 0) {
+            s += &format!("pfcp      {}\n", kv(&self.pfcp));
+            s += &format!("sessions  {}\n", kv(&self.sessions));
+        }
+        if self.ip_reassembly.values().any(|n| *n > 0) {
+            s += &format!("ip frags  {}\n", kv(&self.ip_reassembly));
         }
         match self.decode_errors {
             0 => s += "errors    none\n",

@@ -160,6 +160,27 @@ impl Default for FlowSection {
     }
 }
 
+/// `[session]`: the PFCP session table (`crate::session`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSection {
+    /// Most PFCP sessions held; the least recently active one is evicted beyond it.
+    pub capacity: usize,
+    /// Seconds after the first packet during which a GTP-U TEID without PFCP state counts as
+    /// "unknown" (its session may have been set up before the sensor started) rather than
+    /// "unmapped".
+    pub learning_period_s: f64,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection {
+            capacity: 100_000,
+            learning_period_s: 60.0,
+        }
+    }
+}
+
 /// `[decode]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -266,6 +287,10 @@ pub struct Config {
     pub decode: DecodeSection,
     /// `[flow]`.
     pub flow: FlowSection,
+    /// `[session]`.
+    pub session: SessionSection,
+    /// `[reassembly]`: outer IP fragment reassembly limits.
+    pub reassembly: crate::reassembly::ReassemblyLimits,
     /// `[detect]`.
     pub detect: DetectSection,
 }
@@ -348,6 +373,16 @@ impl Config {
         }
         range("alerts.update_interval_s", self.alerts.update_interval_s, 1.0, DAY)?;
         count("flow.capacity", self.flow.capacity, 1, 100_000_000)?;
+        count("session.capacity", self.session.capacity, 1, 100_000_000)?;
+        range(
+            "session.learning_period_s",
+            self.session.learning_period_s,
+            0.0,
+            7.0 * DAY,
+        )?;
+        if let Err(e) = self.reassembly.validate() {
+            return bad(e.key, e.message);
+        }
         range("flow.tcp_new_timeout_s", self.flow.tcp_new_timeout_s, 0.001, 7.0 * DAY)?;
         range(
             "flow.tcp_established_timeout_s",
@@ -426,6 +461,15 @@ impl Config {
             tcp_closed_ns: secs(f.tcp_closed_timeout_s),
             udp_ns: secs(f.udp_timeout_s),
             other_ns: secs(f.other_timeout_s),
+        }
+    }
+
+    /// PFCP session-table settings.
+    pub fn session(&self) -> crate::session::SessionConfig {
+        crate::session::SessionConfig {
+            capacity: self.session.capacity,
+            learning_period_ns: secs(self.session.learning_period_s),
+            ..crate::session::SessionConfig::default()
         }
     }
 

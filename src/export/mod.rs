@@ -2,17 +2,36 @@
 //! them (`/metrics` in the Prometheus text format, `/healthz`).
 //!
 //! Names follow `fivewatch_<subsystem>_<name>_<unit>[_total]` with base units; labels come
-//! from small fixed sets only (decode layer and reason, link type, GTP-U message type,
-//! transport protocol, alert kind and severity). No per-IP or per-TEID label exists.
+//! from small fixed sets only (decode layer and reason, link type, GTP-U and PFCP message
+//! type, transport protocol, reassembly event, session end reason, alert kind and severity). No per-IP or per-TEID label exists.
 
 pub mod http;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::alert::Severity;
+use crate::decode::pfcp;
 use crate::decode::{Layer, Reason};
 use crate::detect::AlertKind;
-use crate::pipeline::{Stats, GTPU_MESSAGES, LINK_TYPES, TRANSPORTS};
+use crate::pipeline::{Stats, GTPU_MESSAGES, LINK_TYPES, SESSION_LOOKUPS, TRANSPORTS};
+use crate::reassembly::Counter as ReassemblyCounter;
+use crate::session::SessionStats;
+
+/// Label values of `fivewatch_sessions_ended_total{reason}`.
+pub const SESSION_END_REASONS: [&str; 5] = ["deleted", "evicted", "purged_by_restart", "rejected", "replaced"];
+
+fn session_ends(s: &SessionStats) -> [u64; 5] {
+    [s.deleted, s.evicted, s.purged_by_restart, s.rejected, s.replaced]
+}
+
+/// Add `now[i] - before[i]` to the series of `labels[i]` of `v`.
+fn add_each(v: &IntCounterVec, labels: &[&str], now: &[u64], before: &[u64]) {
+    for ((l, n), b) in labels.iter().zip(now).zip(before) {
+        if n > b {
+            v.with_label_values(&[l]).inc_by(n - b);
+        }
+    }
+}
 
 /// Label values of `fivewatch_gtpu_extension_headers_total`, in [`Stats::gtpu_ext`] order.
 pub fn gtpu_ext_names() -> impl Iterator<Item = &'static str> {
@@ -37,6 +56,19 @@ pub struct Metrics {
     gtpu: IntCounterVec,
     gtpu_ext: IntCounterVec,
     timestamps_backwards: IntCounter,
+    reassembly: IntCounterVec,
+    reassembly_datagrams: IntGauge,
+    reassembly_bytes: IntGauge,
+    inner_fragment_ports: IntCounterVec,
+    pfcp_messages: IntCounterVec,
+    pfcp_retransmissions: IntCounter,
+    pfcp_peer_restarts: IntCounter,
+    sessions_active: IntGauge,
+    session_capacity: IntGauge,
+    sessions_established: IntCounter,
+    sessions_ended: IntCounterVec,
+    session_evictions: IntCounter,
+    gtpu_session_lookups: IntCounterVec,
     flows_active: IntGauge,
     flow_capacity: IntGauge,
     flows_created: IntCounter,
@@ -123,6 +155,39 @@ impl Metrics {
                 "GTP-U messages carrying an extension header, by header type (TS 29.281 §5.2.1; unnamed types are \"other\").",
                 &["type"],
             ),
+            reassembly: counter_vec(
+                &r,
+                "fivewatch_ip_reassembly_events_total",
+                "Outer IP fragment reassembly (RFC 791 §3.2, RFC 8200 §4.5), by event: fragments received, datagrams reassembled, exact duplicates ignored, and fragments or datagrams dropped (overlap, timeout, too_many_datagrams, memory_limit, too_large, bad_fragment, tiny_first_fragment, too_many_fragments, truncated, abandoned).",
+                &["event"],
+            ),
+            reassembly_datagrams: reg(&r, IntGauge::new("fivewatch_ip_reassembly_datagrams", "Outer IP datagrams being reassembled now (incomplete or abandoned).").expect("valid")),
+            reassembly_bytes: reg(&r, IntGauge::new("fivewatch_ip_reassembly_buffered_bytes", "Bytes held by outer IP fragment reassembly now.").expect("valid")),
+            inner_fragment_ports: counter_vec(
+                &r,
+                "fivewatch_inner_fragment_port_lookups_total",
+                "Later IP fragments inside a GTP-U tunnel, by whether the ports of their first fragment were known (hit) or not (miss).",
+                &["result"],
+            ),
+            pfcp_messages: counter_vec(&r, "fivewatch_pfcp_messages_total", "PFCP messages on UDP 8805, by message type (TS 29.244 Table 7.3-1; unnamed types are \"other\").", &["message_type"]),
+            pfcp_retransmissions: counter(&r, "fivewatch_pfcp_retransmissions_total", "PFCP messages repeating the peer pair, sequence number and type of a recent one (TS 29.244 §6.4), not applied again."),
+            pfcp_peer_restarts: counter(&r, "fivewatch_pfcp_peer_restarts_total", "PFCP peers whose Recovery Time Stamp changed (the node restarted); their sessions were purged."),
+            sessions_active: reg(&r, IntGauge::new("fivewatch_session_table_sessions", "PFCP sessions in the session table.").expect("valid")),
+            session_capacity: reg(&r, IntGauge::new("fivewatch_session_table_capacity_sessions", "Configured session-table capacity.").expect("valid")),
+            sessions_established: counter(&r, "fivewatch_sessions_established_total", "PFCP sessions a Session Establishment Response accepted."),
+            sessions_ended: counter_vec(
+                &r,
+                "fivewatch_sessions_ended_total",
+                "PFCP sessions removed from the session table, by reason: deleted (Session Deletion), evicted (table full), purged_by_restart (peer's Recovery Time Stamp changed), rejected (Establishment Response cause), replaced (new Establishment with the same CP F-SEID).",
+                &["reason"],
+            ),
+            session_evictions: counter(&r, "fivewatch_session_table_evictions_total", "PFCP sessions evicted because the session table was full (least recently active first)."),
+            gtpu_session_lookups: counter_vec(
+                &r,
+                "fivewatch_gtpu_session_lookups_total",
+                "G-PDUs by the PFCP session of their (outer destination, TEID): known, unknown (no session yet, inside the learning period), unmapped (no session after it).",
+                &["result"],
+            ),
             timestamps_backwards: counter(&r, "fivewatch_capture_timestamps_backwards_total", "Frames whose timestamp was earlier than the previous frame's (clamped to it)."),
             flows_active: reg(&r, IntGauge::new("fivewatch_flow_table_flows", "Flows currently in the flow table.").expect("valid")),
             flow_capacity: reg(&r, IntGauge::new("fivewatch_flow_table_capacity_flows", "Configured flow-table capacity.").expect("valid")),
@@ -194,6 +259,21 @@ impl Metrics {
         for t in gtpu_ext_names() {
             m.gtpu_ext.with_label_values(&[t]);
         }
+        for c in ReassemblyCounter::ALL {
+            m.reassembly.with_label_values(&[c.as_str()]);
+        }
+        for l in ["hit", "miss"] {
+            m.inner_fragment_ports.with_label_values(&[l]);
+        }
+        for l in pfcp::MESSAGE_LABELS {
+            m.pfcp_messages.with_label_values(&[l]);
+        }
+        for l in SESSION_END_REASONS {
+            m.sessions_ended.with_label_values(&[l]);
+        }
+        for l in SESSION_LOOKUPS {
+            m.gtpu_session_lookups.with_label_values(&[l]);
+        }
         for k in AlertKind::ALL {
             m.alerts_open.with_label_values(&[k.as_str()]);
             m.detector_evictions.with_label_values(&[k.as_str()]);
@@ -243,6 +323,37 @@ impl Metrics {
         }
         self.timestamps_backwards
             .inc_by(s.timestamps_backwards - p.timestamps_backwards);
+        let names: Vec<&str> = ReassemblyCounter::ALL.iter().map(|c| c.as_str()).collect();
+        add_each(&self.reassembly, &names, &s.reassembly.counts, &p.reassembly.counts);
+        self.reassembly_datagrams.set(s.reassembly.datagrams as i64);
+        self.reassembly_bytes.set(s.reassembly.buffered_bytes as i64);
+        add_each(
+            &self.inner_fragment_ports,
+            &["hit", "miss"],
+            &[s.inner_fragment_ports_hits, s.inner_fragment_ports_misses],
+            &[p.inner_fragment_ports_hits, p.inner_fragment_ports_misses],
+        );
+        let (ss, ps) = (&s.sessions, &p.sessions);
+        add_each(&self.pfcp_messages, &pfcp::MESSAGE_LABELS, &ss.messages, &ps.messages);
+        self.pfcp_retransmissions
+            .inc_by(ss.retransmissions - ps.retransmissions);
+        self.pfcp_peer_restarts.inc_by(ss.peer_restarts - ps.peer_restarts);
+        self.sessions_active.set(ss.active as i64);
+        self.session_capacity.set(s.session_capacity as i64);
+        self.sessions_established.inc_by(ss.established - ps.established);
+        add_each(
+            &self.sessions_ended,
+            &SESSION_END_REASONS,
+            &session_ends(ss),
+            &session_ends(ps),
+        );
+        self.session_evictions.inc_by(ss.evicted - ps.evicted);
+        add_each(
+            &self.gtpu_session_lookups,
+            &SESSION_LOOKUPS,
+            &s.gtpu_session_lookups,
+            &p.gtpu_session_lookups,
+        );
         self.time_discontinuities
             .inc_by(s.time_discontinuities - p.time_discontinuities);
         self.flows_active.set(s.flows_active as i64);

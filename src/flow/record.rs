@@ -52,8 +52,13 @@ pub struct FlowGtp {
     pub upf_ip: Option<IpAddr>,
     /// The UE's address (inner source of uplink packets).
     pub ue_ip: Option<IpAddr>,
-    /// PFCP session endpoint id; null until sessions are learnt from PFCP.
+    /// SEID the SMF (CP function) allocated for the PFCP session of this tunnel (TS 29.244
+    /// §8.2.37); null unless `session_state` is `known`.
     pub seid: Option<u64>,
+    /// What the PFCP session table said about the TEID at the flow's last G-PDU: `known`
+    /// (a session the sensor saw set up), `unknown` (none yet, inside the learning period),
+    /// `unmapped` (none after it), `none` (no G-PDU looked up).
+    pub session_state: &'static str,
 }
 
 /// One flow record. Field names are a stable interface.
@@ -120,6 +125,7 @@ impl FlowRecord {
         let t = &f.tcp_flags;
         let gtp = f.key.is_tunnelled().then(|| {
             let (gnb_ip, upf_ip, ue_ip) = f.gtp_roles();
+            let (state, seid) = f.session();
             FlowGtp {
                 ul_teid: f.ul_teid,
                 dl_teid: f.dl_teid,
@@ -127,7 +133,8 @@ impl FlowRecord {
                 gnb_ip,
                 upf_ip,
                 ue_ip,
-                seid: None,
+                seid,
+                session_state: state.as_str(),
             }
         });
         FlowRecord {

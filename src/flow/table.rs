@@ -122,12 +122,61 @@ pub struct Flow {
     /// the gNB (1 = `tun_a`, 2 = `tun_b`), from the direction of uplink packets.
     ue_side: u8,
     gnb_side: u8,
+    /// [`SessionState`] of the tunnel at the last G-PDU, as a `u8`.
+    session_state: u8,
+    /// CP SEID of the PFCP session of the tunnel (valid when `session_state` is `Known`).
+    cp_seid: u64,
     prev: u32,
     next: u32,
     class: u8,
 }
 
+/// What the PFCP session table said about a tunnelled flow's TEID at its last G-PDU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SessionState {
+    /// Not tunnelled, or no lookup made.
+    None = 0,
+    /// The TEID belongs to a PFCP session the sensor saw set up.
+    Known = 1,
+    /// No session for the TEID, still inside the learning period (it may predate the sensor).
+    Unknown = 2,
+    /// No session for the TEID after the learning period.
+    Unmapped = 3,
+}
+
+impl SessionState {
+    /// Stable snake_case name (flow records, metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::None => "none",
+            SessionState::Known => "known",
+            SessionState::Unknown => "unknown",
+            SessionState::Unmapped => "unmapped",
+        }
+    }
+}
+
 impl Flow {
+    /// The PFCP session of the flow's tunnel: its state at the last G-PDU and, when
+    /// known, the session's CP SEID (TS 29.244 §8.2.37, allocated by the SMF).
+    pub fn session(&self) -> (SessionState, Option<u64>) {
+        match self.session_state {
+            1 => (SessionState::Known, Some(self.cp_seid)),
+            2 => (SessionState::Unknown, None),
+            3 => (SessionState::Unmapped, None),
+            _ => (SessionState::None, None),
+        }
+    }
+
+    /// Record the session lookup of the flow's latest G-PDU (`seid` only with `Known`).
+    pub fn set_session(&mut self, state: SessionState, seid: Option<u64>) {
+        self.session_state = state as u8;
+        if let Some(s) = seid {
+            self.cp_seid = s;
+        }
+    }
+
     /// Initiator address and port (ICMP: port equivalent).
     pub fn initiator(&self) -> (std::net::IpAddr, u16) {
         (self.key.ip(self.initiator_is_a), self.key.port(self.initiator_is_a))
@@ -255,6 +304,11 @@ impl FlowTable {
     /// The flow in `slot` (as returned in [`Update::slot`]).
     pub fn get(&self, slot: u32) -> Option<&Flow> {
         self.slab.get(slot as usize)
+    }
+
+    /// The flow in `slot`, to change.
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Flow> {
+        self.slab.get_mut(slot as usize)
     }
 
     /// Look a flow up by key.
@@ -397,6 +451,8 @@ impl FlowTable {
                     init_outer: 0,
                     ue_side: 0,
                     gnb_side: 0,
+                    session_state: SessionState::None as u8,
+                    cp_seid: 0,
                     prev: NIL,
                     next: NIL,
                     class: C_OTHER,

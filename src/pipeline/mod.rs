@@ -7,10 +7,13 @@
 use crate::alert::{AlertManager, AlertRecord, Severity};
 use crate::capture::{Frame, LinkType};
 use crate::config::Config;
-use crate::decode::{self, gtpu, ipproto, DecodeError, Decoded, Fragment, Layer, Reason};
+use crate::decode::link::{self, Network};
+use crate::decode::{gtpu, ip, ipproto, pfcp, DecodeError, Fragment, Layer, Packet, Reason};
 use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detectors, Event};
-use crate::flow::table::EndReason;
+use crate::flow::table::{EndReason, SessionState};
 use crate::flow::{FlowKey, FlowRecord, FlowTable};
+use crate::reassembly::{self, FragmentPorts, Outcome, Reassembler, ReassemblyStats};
+use crate::session::{SessionStats, SessionTable, TeidState};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -42,8 +45,11 @@ pub const GTPU_MESSAGES: [&str; 7] = [
     "other",
 ];
 
+/// Label values of the G-PDU session lookup result, in [`Stats::gtpu_session_lookups`] order.
+pub const SESSION_LOOKUPS: [&str; 3] = ["known", "unknown", "unmapped"];
+
 /// Cumulative counters of one engine. Plain integers: no atomics on the packet path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     /// Frames processed.
     pub packets: u64,
@@ -68,6 +74,19 @@ pub struct Stats {
     pub gtpu_ext: [u64; 9],
     /// Frames whose timestamp went backwards.
     pub timestamps_backwards: u64,
+    /// Outer IP fragment reassembly counters and occupancy (refreshed at every tick).
+    pub reassembly: ReassemblyStats,
+    /// Later inner (tunnelled) fragments given the ports of their first fragment.
+    pub inner_fragment_ports_hits: u64,
+    /// Later inner fragments whose first fragment was not seen (ports stay 0).
+    pub inner_fragment_ports_misses: u64,
+    /// PFCP session-table counters (refreshed at every tick).
+    pub sessions: SessionStats,
+    /// PFCP session-table capacity.
+    pub session_capacity: u64,
+    /// G-PDUs by the session lookup of their (outer destination, TEID), indexed like
+    /// [`SESSION_LOOKUPS`].
+    pub gtpu_session_lookups: [u64; 3],
     /// Flows in the table.
     pub flows_active: u64,
     /// Flow-table capacity.
@@ -146,9 +165,44 @@ fn gtpu_index(t: u8) -> usize {
     }
 }
 
+/// Hand a packet that is not tunnelled to the control-plane decoders it belongs to: PFCP
+/// (UDP 8805, either direction) feeds the session table. `ip_bytes` is the packet's IP
+/// header onwards (reassembled when it came in fragments).
+#[inline]
+fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_bytes: &[u8], ts: u64) {
+    if pkt.proto != ipproto::UDP || pkt.fragment != Fragment::None {
+        return;
+    }
+    if pkt.src_port == pfcp::PFCP_PORT || pkt.dst_port == pfcp::PFCP_PORT {
+        if let Some(payload) = udp_payload(ip_bytes) {
+            if let Err(e) = sessions.on_pfcp(pkt.src, pkt.dst, payload, ts) {
+                s.count_error(e);
+            }
+        }
+    }
+}
+
+/// The payload of the UDP datagram in `ip_bytes` (cut to the UDP length when it is shorter
+/// than the IP payload), or `None` when the headers do not hold.
+fn udp_payload(ip_bytes: &[u8]) -> Option<&[u8]> {
+    let v = ip::parse_ip(ip_bytes).ok()?;
+    let udp_len = usize::from(link::be16(v.payload, 4)?);
+    let end = if udp_len >= 8 {
+        udp_len.min(v.payload.len())
+    } else {
+        v.payload.len()
+    };
+    v.payload.get(8..end)
+}
+
 /// Decode, flow state, detection and alert lifecycle for one stream of frames.
 pub struct Engine {
     flows: FlowTable,
+    reasm: Reassembler,
+    /// Whether outer fragments go through `reasm` (`reassembly.enabled`).
+    reassemble: bool,
+    frag_ports: FragmentPorts,
+    sessions: SessionTable,
     detectors: Detectors,
     alerts: AlertManager,
     stats: Stats,
@@ -179,10 +233,15 @@ impl Engine {
         let flows = FlowTable::new(cfg.flow.capacity, cfg.timeouts());
         let stats = Stats {
             flow_capacity: flows.capacity() as u64,
+            session_capacity: cfg.session.capacity as u64,
             ..Stats::default()
         };
         Engine {
             flows,
+            reasm: Reassembler::new(&cfg.reassembly),
+            reassemble: cfg.reassembly.enabled,
+            frag_ports: FragmentPorts::new(&cfg.reassembly),
+            sessions: SessionTable::new(cfg.session()),
             detectors: Detectors {
                 syn_flood: cfg.syn_flood().map(SynFlood::new),
                 port_scan: cfg.port_scan().map(PortScan::new),
@@ -270,13 +329,42 @@ impl Engine {
             self.last_tick_ns = ts;
             self.tick(ts);
         }
+        self.sessions.note_packet(ts);
         let s = &mut self.stats;
-        let pkt = match decode::decode_with(frame.linktype, frame.data, self.extra_gtpu_port) {
-            Ok(Decoded::Ip(p)) => p,
-            Ok(Decoded::NotIp(_)) => {
+        let net = match link::network_layer(frame.linktype, frame.data) {
+            Ok(Network::Ip(b)) => b,
+            Ok(Network::Other(_)) => {
                 s.non_ip += 1;
                 return;
             }
+            Err(e) => {
+                s.count_error(e);
+                return;
+            }
+        };
+        // Outer fragments are reassembled first, so that GTP-U and PFCP in fragmented outer
+        // packets are seen whole; the datagram becomes one packet when its last fragment
+        // arrives. Held fragments count as packets of the "ip_fragment" transport only.
+        let outcome = if self.reassemble {
+            self.reasm.push(net, ts)
+        } else {
+            Outcome::NotFragment
+        };
+        let ip_bytes = match outcome {
+            Outcome::NotFragment | Outcome::Dropped(_) => net,
+            Outcome::Complete(rebuilt) => rebuilt,
+            Outcome::Pending | Outcome::Duplicate => {
+                if net.first().is_some_and(|b| b >> 4 == 6) {
+                    s.ipv6 += 1;
+                } else {
+                    s.ipv4 += 1;
+                }
+                s.transports[6] += 1;
+                return;
+            }
+        };
+        let mut pkt = match ip::decode_ip_with(ip_bytes, Some(self.extra_gtpu_port)) {
+            Ok(p) => p,
             Err(e) => {
                 s.count_error(e);
                 return;
@@ -308,6 +396,25 @@ impl Engine {
                 && pkt.dst_port == t.outer_dst_port
                 && pkt.src == t.outer_src;
         }
+        match &pkt.tunnel {
+            // Fragments inside a tunnel are not reassembled: the first lends its ports to
+            // the later ones of its datagram, so that they join the same flow.
+            Some(_) if pkt.fragment != Fragment::None => {
+                let inner = reassembly::gtpu_inner_ip(ip_bytes, self.extra_gtpu_port);
+                let ports = inner.and_then(|b| self.frag_ports.observe(b, ts));
+                if pkt.fragment == Fragment::Later {
+                    match ports {
+                        Some((sp, dp)) => {
+                            (pkt.src_port, pkt.dst_port) = (sp, dp);
+                            s.inner_fragment_ports_hits += 1;
+                        }
+                        None => s.inner_fragment_ports_misses += 1,
+                    }
+                }
+            }
+            Some(_) => {}
+            None => control_plane(&mut self.sessions, s, &pkt, ip_bytes, ts),
+        }
         let ti = if pkt.fragment == Fragment::Later {
             6
         } else if inner_missing {
@@ -328,6 +435,19 @@ impl Engine {
         let u = self
             .flows
             .update(&pkt, &key, a_to_b, ts, &mut |f, r| note_end(wanted, ended, f, r));
+        if let Some(t) = pkt.tunnel.as_ref().filter(|t| t.header.message_type == gtpu::MSG_GPDU) {
+            // The receiving endpoint allocated the TEID (TS 29.281 §5.1), so the lookup is
+            // keyed by the outer destination.
+            let (state, seid) = match self.sessions.lookup_teid(t.outer_dst, t.header.teid, ts) {
+                TeidState::Known(sess) => (SessionState::Known, Some(sess.cp_seid)),
+                TeidState::Unknown => (SessionState::Unknown, None),
+                TeidState::Unmapped => (SessionState::Unmapped, None),
+            };
+            self.stats.gtpu_session_lookups[state as usize - 1] += 1;
+            if let Some(f) = self.flows.get_mut(u.slot) {
+                f.set_session(state, seid);
+            }
+        }
         if let Some(flow) = self.flows.get(u.slot) {
             self.detectors.on_packet(&pkt, &u, flow, ts);
         }
@@ -344,6 +464,8 @@ impl Engine {
     pub fn tick(&mut self, now_ns: u64) {
         let (wanted, ended) = (self.flow_records, &mut self.ended);
         self.flows.expire(now_ns, &mut |f, r| note_end(wanted, ended, f, r));
+        self.reasm.expire(now_ns);
+        self.frag_ports.expire(now_ns);
         self.detectors.tick(now_ns, &mut self.events);
         self.drain_events();
         // Saturating: a timestamp near the end of u64 must not wrap the schedule around
@@ -371,6 +493,8 @@ impl Engine {
         s.flows_created = self.flows.created;
         s.flows_expired = self.flows.expired;
         s.flows_evicted = self.flows.evicted;
+        s.reassembly = self.reasm.stats().clone();
+        s.sessions = self.sessions.stats();
         for (ki, k) in AlertKind::ALL.iter().enumerate() {
             for (si, sv) in Severity::ALL.iter().enumerate() {
                 s.alerts[ki][si] = self.alerts.opened.get(&(*k, *sv)).copied().unwrap_or(0);

@@ -151,6 +151,9 @@ const NH_AH: u8 = 51;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReassemblyLimits {
+    /// Reassemble outer fragments at all (default true). When false every fragment is
+    /// decoded on its own, as a capture tool with defragmentation off would.
+    pub enabled: bool,
     /// Most datagrams being reassembled at once (live or abandoned); the oldest is evicted
     /// beyond it. Default 4096.
     pub max_datagrams: usize,
@@ -178,6 +181,7 @@ pub struct ReassemblyLimits {
 impl Default for ReassemblyLimits {
     fn default() -> Self {
         ReassemblyLimits {
+            enabled: true,
             max_datagrams: 4096,
             max_bytes: 16 << 20,
             max_fragments_per_datagram: 128,
