@@ -47,6 +47,7 @@ macro_rules! code_labels {
 }
 
 pub mod gtpu;
+pub mod gtpv2c;
 pub mod ip;
 pub mod link;
 pub mod transport;
