@@ -50,6 +50,7 @@ pub mod gtpu;
 pub mod gtpv2c;
 pub mod ip;
 pub mod link;
+pub mod sctp;
 pub mod transport;
 
 use std::net::IpAddr;
