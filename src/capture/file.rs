@@ -1215,8 +1215,8 @@ mod tests {
         let mut checked = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            // Only the per-capture files; subdirectories (expected/pfcp/, expected/reassembly/)
-            // hold other facts.
+            // Only the per-capture files; subdirectories (expected/pfcp/, expected/planes/,
+            // expected/reassembly/) hold other facts.
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }

@@ -238,8 +238,10 @@ pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeEr
     if header.truncated {
         pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, gtpu_overrun_reason(&ip)));
     }
-    match tpdu.first().map(|b| b >> 4) {
-        Some(4) | Some(6) => match decode_ip_with(tpdu, None) {
+    // An inner IPv4/IPv6 packet that fails to decode is reported with the inner IP layer's
+    // error (`ipv4: truncated`, ...); only a T-PDU that is not IP at all is `non_ip_payload`.
+    match gtpu::tpdu_kind(tpdu) {
+        gtpu::TpduKind::Ipv4 | gtpu::TpduKind::Ipv6 => match decode_ip_with(tpdu, None) {
             Ok(mut inner) => {
                 inner.tunnel = Some(tunnel);
                 inner.anomaly = inner.anomaly.or(pkt.anomaly);
@@ -251,8 +253,8 @@ pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeEr
             }
         },
         // An outer fragment cut inside the GTP-U header leaves no T-PDU to look at.
-        None if header.truncated => Ok(pkt),
-        _ => {
+        gtpu::TpduKind::Empty if header.truncated => Ok(pkt),
+        gtpu::TpduKind::Empty | gtpu::TpduKind::NonIp => {
             pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, Reason::NonIpPayload));
             Ok(pkt)
         }
@@ -324,8 +326,38 @@ mod tests {
         assert_eq!((pkt.src_port, pkt.dst_port), (1000, 2000));
         let t = pkt.tunnel.unwrap();
         assert_eq!(t.header.teid, 0x01020304);
-        assert_eq!(t.header.pdu_session, Some(gtpu::PduSessionInfo { pdu_type: 1, qfi: 9 }));
+        let ul_qfi9 = gtpu::PduSessionInfo {
+            pdu_type: 1,
+            qfi: 9,
+            ..Default::default()
+        };
+        assert_eq!(t.header.pdu_session, Some(ul_qfi9));
         assert_eq!(pkt.anomaly, None);
+    }
+
+    /// A T-PDU that starts like IPv4 but is cut (0x45 then 3 octets) is an inner `ipv4:
+    /// truncated`, while one starting with 0x01 is `gtpu: non_ip_payload`; both keep the
+    /// tunnel context and leave the outer UDP packet as the flow.
+    #[test]
+    fn inner_ip_that_fails_is_not_counted_as_non_ip() {
+        for (tpdu, want) in [
+            (
+                &[0x45u8, 0, 0, 20][..],
+                DecodeError::new(Layer::Ipv4, Reason::Truncated),
+            ),
+            (&[0x60, 0, 0][..], DecodeError::new(Layer::Ipv6, Reason::Truncated)),
+            (
+                &[0x01, 0x4c, 0x7f, 0xb3][..],
+                DecodeError::new(Layer::Gtpu, Reason::NonIpPayload),
+            ),
+        ] {
+            let mut g = vec![0x30, 0xff, 0, tpdu.len() as u8, 0, 0, 0, 9];
+            g.extend_from_slice(tpdu);
+            let pkt = decode_ip(&ipv4_udp(2152, 2152, &g), true).unwrap();
+            assert_eq!(pkt.anomaly, Some(want));
+            assert_eq!((pkt.proto, pkt.dst_port), (17, 2152));
+            assert_eq!(pkt.tunnel.map(|t| t.header.teid), Some(9));
+        }
     }
 
     /// A G-PDU whose GTP-U length (2096) exceeds its complete UDP datagram (as in frame 139 of

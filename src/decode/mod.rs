@@ -6,11 +6,52 @@
 //! [`DecodeError`] (a layer and a reason, both small enums with stable names for metrics);
 //! an oddity that still leaves a usable flow (a TCP header cut by the snap length, a GTP-U
 //! T-PDU that is not IP) is reported in [`Packet::anomaly`] and counted the same way.
+//!
+//! Control planes are decoded by separate entry points that take a transport payload (see
+//! [`outer_l4`]): GTP-U information elements ([`gtpu::parse_ies`]), GTPv2-C ([`gtpv2c`]) and
+//! SCTP chunks with the NGAP/S1AP PDU header ([`sctp`]).
+
+/// Shared shape of the protocol-code "open enums" (message types, procedure codes): a code is
+/// a plain `u8` (so unknown values survive), named by a `pub const`, with a fixed table of
+/// snake_case labels and an `other` label for every code not in it.
+///
+/// Generates one `pub const NAME: u8` per entry, `pub const <labels>: &[&str]` (the entries'
+/// labels in table order, then `"other"`) and `index(code)` / `label(code)` functions. Label
+/// order never changes once published (metric series are pre-registered from it).
+macro_rules! code_labels {
+    ($(#[$doc:meta])* $labels:ident, $index:ident, $label:ident;
+     $( $(#[$cdoc:meta])* $konst:ident = $code:expr => $name:expr ),+ $(,)?) => {
+        $( $(#[$cdoc])* pub const $konst: u8 = $code; )+
+        const CODES: &[u8] = &[$($code),+];
+        $(#[$doc])*
+        pub const $labels: &[&str] = &[$($name),+, "other"];
+
+        /// Index of `code` in the labels array; the last index (`other`) for codes not in the
+        /// table.
+        pub const fn $index(code: u8) -> usize {
+            let mut i = 0;
+            while i < CODES.len() {
+                if CODES[i] == code {
+                    return i;
+                }
+                i += 1;
+            }
+            CODES.len()
+        }
+
+        /// Stable snake_case label of `code` (`"other"` for codes not in the table).
+        pub const fn $label(code: u8) -> &'static str {
+            $labels[$index(code)]
+        }
+    };
+}
 
 pub mod gtpu;
+pub mod gtpv2c;
 pub mod ip;
 pub mod link;
 pub mod pfcp;
+pub mod sctp;
 pub mod transport;
 
 use std::net::IpAddr;
@@ -87,11 +128,15 @@ pub enum Layer {
     Gtpu,
     /// PFCP header and information elements (TS 29.244).
     Pfcp,
+    /// GTPv2-C header, piggybacked message and information elements (TS 29.274).
+    Gtpc,
+    /// NGAP (or S1AP) PDU header inside an SCTP DATA chunk (TS 38.413 §9.4, TS 36.413 §9.3).
+    Ngap,
 }
 
 impl Layer {
     /// Every layer, in a fixed order (for pre-registering metric series).
-    pub const ALL: [Layer; 10] = [
+    pub const ALL: [Layer; 12] = [
         Layer::Link,
         Layer::Vlan,
         Layer::Ipv4,
@@ -102,6 +147,8 @@ impl Layer {
         Layer::Sctp,
         Layer::Gtpu,
         Layer::Pfcp,
+        Layer::Gtpc,
+        Layer::Ngap,
     ];
 
     /// The reasons a decoder of this layer can report (the metric series that exist).
@@ -114,7 +161,8 @@ impl Layer {
             Layer::Ipv6 => &[Truncated, TooManyHeaders],
             Layer::Tcp => &[Truncated, BadHeaderLength],
             Layer::Udp => &[Truncated, BadLength],
-            Layer::Icmp | Layer::Sctp => &[Truncated],
+            Layer::Icmp | Layer::Ngap => &[Truncated],
+            Layer::Sctp => &[Truncated, BadLength, ZeroLengthChunk, TooManyHeaders],
             Layer::Gtpu => &[
                 Truncated,
                 BadVersion,
@@ -124,8 +172,11 @@ impl Layer {
                 ExtHeaderOverrun,
                 TooManyHeaders,
                 NonIpPayload,
+                IeOverrun,
+                UnknownIe,
             ],
             Layer::Pfcp => &[Truncated, BadVersion, BadLength, IeOverrun, TooDeep],
+            Layer::Gtpc => &[Truncated, BadVersion, BadLength, IeOverrun, TooManyHeaders],
         }
     }
 
@@ -142,6 +193,8 @@ impl Layer {
             Layer::Sctp => "sctp",
             Layer::Gtpu => "gtpu",
             Layer::Pfcp => "pfcp",
+            Layer::Gtpc => "gtpc",
+            Layer::Ngap => "ngap",
         }
     }
 }
@@ -159,7 +212,8 @@ pub enum Reason {
     BadHeaderLength,
     /// A total/payload-length field is inconsistent with the header.
     BadLength,
-    /// More VLAN tags, MPLS labels or IPv6 extension headers than the decoder follows.
+    /// More VLAN tags, MPLS labels, IPv6 extension headers, SCTP chunks, piggybacked GTPv2-C
+    /// messages or nested grouped IEs than the decoder follows.
     TooManyHeaders,
     /// GTP-U extension header with length 0 (TS 29.281 §5.2.1: length is in 4-octet units and
     /// never 0).
@@ -170,16 +224,21 @@ pub enum Reason {
     NonIpPayload,
     /// GTP' (PT bit 0) on the GTP-U port.
     NotGtpu,
-    /// PFCP information element whose header or length runs past the enclosing message or
-    /// grouped IE (TS 29.244 §8.1.1).
+    /// An information element whose header or length runs past its message or grouped IE
+    /// (GTP-U TS 29.281 §8, GTPv2-C TS 29.274 §8.2, PFCP TS 29.244 §8.1.1).
     IeOverrun,
     /// PFCP grouped IEs nested deeper than the decoder follows.
     TooDeep,
+    /// A GTP-U TV information element (type < 128) of a type whose fixed length is not known
+    /// (TS 29.281 §8.1): the rest of the message cannot be delimited.
+    UnknownIe,
+    /// SCTP chunk with length 0 (RFC 9260 §3.2: the length covers the 4-octet chunk header).
+    ZeroLengthChunk,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (for pre-registering metric series).
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 14] = [
         Reason::Truncated,
         Reason::UnsupportedLinkType,
         Reason::BadVersion,
@@ -192,6 +251,8 @@ impl Reason {
         Reason::NotGtpu,
         Reason::IeOverrun,
         Reason::TooDeep,
+        Reason::UnknownIe,
+        Reason::ZeroLengthChunk,
     ];
 
     /// Stable snake_case name used as the `reason` metric label.
@@ -209,6 +270,8 @@ impl Reason {
             Reason::NotGtpu => "not_gtpu",
             Reason::IeOverrun => "ie_overrun",
             Reason::TooDeep => "too_deep",
+            Reason::UnknownIe => "unknown_ie",
+            Reason::ZeroLengthChunk => "zero_length_chunk",
         }
     }
 }
@@ -317,5 +380,105 @@ pub fn decode_with(linktype: LinkType, data: &[u8], extra_gtpu_port: u16) -> Res
     match link::network_layer(linktype, data)? {
         link::Network::Ip(ip_bytes) => ip::decode_ip_with(ip_bytes, Some(extra_gtpu_port)).map(Decoded::Ip),
         link::Network::Other(ethertype) => Ok(Decoded::NotIp(ethertype)),
+    }
+}
+
+/// The outermost transport of a frame: what the control-plane decoders ([`gtpu::parse_ies`],
+/// [`gtpv2c::messages`], [`sctp::parse`]) take as input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L4<'a> {
+    /// Outer source IP.
+    pub src: IpAddr,
+    /// Outer destination IP.
+    pub dst: IpAddr,
+    /// IP protocol number of the transport (after IPv6 extension headers).
+    pub proto: u8,
+    /// Transport source port (TCP/UDP/SCTP); 0 otherwise.
+    pub src_port: u16,
+    /// Transport destination port (TCP/UDP/SCTP); 0 otherwise.
+    pub dst_port: u16,
+    /// UDP: the payload cut to the UDP length. TCP: the segment data. SCTP: the whole SCTP
+    /// packet *including* its 12-octet common header (input of [`sctp::parse`]). Other
+    /// protocols: the IP payload.
+    pub payload: &'a [u8],
+}
+
+/// Decode the link and the outer IP header of one frame and return its transport payload,
+/// without opening tunnels.
+///
+/// `Ok(None)` for frames that carry no IP and for non-first IP fragments (no transport
+/// header). Errors: as [`decode`] for the link and IP layers; `tcp`/`udp: truncated`,
+/// `udp: bad_length`, `tcp: bad_header_length` for a transport header that cannot be read;
+/// `sctp: truncated` for fewer than 12 octets of SCTP.
+pub fn outer_l4(linktype: LinkType, data: &[u8]) -> Result<Option<L4<'_>>, DecodeError> {
+    let link::Network::Ip(bytes) = link::network_layer(linktype, data)? else {
+        return Ok(None);
+    };
+    let ip = ip::parse_ip(bytes)?;
+    if ip.fragment == Fragment::Later {
+        return Ok(None);
+    }
+    let mut pkt = Packet {
+        src: ip.src,
+        dst: ip.dst,
+        proto: ip.proto,
+        src_port: 0,
+        dst_port: 0,
+        icmp: None,
+        tcp_flags: 0,
+        ip_len: ip.ip_len,
+        fragment: ip.fragment,
+        tunnel: None,
+        anomaly: None,
+    };
+    let after = transport::transport(ip.proto, ip.payload, &mut pkt)?;
+    let payload = if ip.proto == ipproto::SCTP { ip.payload } else { after };
+    Ok(Some(L4 {
+        src: ip.src,
+        dst: ip.dst,
+        proto: ip.proto,
+        src_port: pkt.src_port,
+        dst_port: pkt.dst_port,
+        payload,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_and_reason_tables_are_consistent() {
+        for (i, l) in Layer::ALL.iter().enumerate() {
+            assert!(!Layer::ALL[..i].contains(l), "{l:?} twice in Layer::ALL");
+            for r in l.reasons() {
+                assert!(Reason::ALL.contains(r), "{l:?}: {r:?} missing from Reason::ALL");
+            }
+        }
+        let mut names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Reason::ALL.len());
+        // Every reason is reported by some layer (otherwise no metric series exists for it).
+        for r in Reason::ALL {
+            assert!(Layer::ALL.iter().any(|l| l.reasons().contains(&r)), "{r:?} unused");
+        }
+    }
+
+    #[test]
+    fn outer_l4_gives_sctp_with_common_header_and_udp_payload() {
+        // Raw IPv4 (LINKTYPE_RAW), SCTP 38412 → 38412, common header only.
+        let mut p = vec![0x45, 0, 0, 32, 0, 0, 0, 0, 64, 132, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        p.extend_from_slice(&[0x96, 0x0c, 0x96, 0x0c, 0, 0, 0, 1, 0, 0, 0, 0]);
+        let l4 = outer_l4(LinkType::RAW, &p).unwrap().unwrap();
+        assert_eq!(
+            (l4.proto, l4.src_port, l4.dst_port, l4.payload.len()),
+            (132, 38412, 38412, 12)
+        );
+        // The same as UDP 2123 with a 2-octet payload and 2 octets of link padding.
+        let mut u = vec![0x45, 0, 0, 30, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        u.extend_from_slice(&[0x08, 0x4b, 0x08, 0x4b, 0, 10, 0, 0, 0x48, 0x01, 0xee, 0xee]);
+        let l4 = outer_l4(LinkType::RAW, &u).unwrap().unwrap();
+        assert_eq!((l4.dst_port, l4.payload), (2123, &[0x48, 0x01][..]));
     }
 }

@@ -34,16 +34,8 @@ pub const LINK_TYPES: [(&str, &[u32]); 6] = [
 /// Transport label names, in [`Stats::transports`] order.
 pub const TRANSPORTS: [&str; 7] = ["tcp", "udp", "icmp", "icmpv6", "sctp", "other", "ip_fragment"];
 
-/// GTP-U message label names, in [`Stats::gtpu`] order.
-pub const GTPU_MESSAGES: [&str; 7] = [
-    "g_pdu",
-    "echo_request",
-    "echo_response",
-    "error_indication",
-    "supported_extension_headers_notification",
-    "end_marker",
-    "other",
-];
+/// GTP-U message label names, in [`Stats::gtpu`] order (defined with the decoder).
+pub use crate::decode::gtpu::MESSAGE_LABELS as GTPU_MESSAGES;
 
 /// Label values of the G-PDU session lookup result, in [`Stats::gtpu_session_lookups`] order.
 pub const SESSION_LOOKUPS: [&str; 3] = ["known", "unknown", "unmapped"];
@@ -151,18 +143,6 @@ impl Stats {
 
 fn link_index(l: LinkType) -> usize {
     LINK_TYPES.iter().position(|(_, v)| v.contains(&l.0)).unwrap_or(5)
-}
-
-fn gtpu_index(t: u8) -> usize {
-    match t {
-        gtpu::MSG_GPDU => 0,
-        gtpu::MSG_ECHO_REQUEST => 1,
-        gtpu::MSG_ECHO_RESPONSE => 2,
-        gtpu::MSG_ERROR_INDICATION => 3,
-        31 => 4,
-        gtpu::MSG_END_MARKER => 5,
-        _ => 6,
-    }
 }
 
 /// Hand a packet that is not tunnelled to the control-plane decoders it belongs to: PFCP
@@ -384,7 +364,7 @@ impl Engine {
         }
         let mut inner_missing = false;
         if let Some(t) = &pkt.tunnel {
-            s.gtpu[gtpu_index(t.header.message_type)] += 1;
+            s.gtpu[gtpu::message_index(t.header.message_type)] += 1;
             let mut bits = t.header.ext_types;
             while bits != 0 {
                 s.gtpu_ext[bits.trailing_zeros() as usize] += 1;
