@@ -61,6 +61,10 @@ pub struct ReplaySummary {
     /// `purged_by_restart`, `rejected`, `replaced`, `retransmissions`, `peer_restarts`,
     /// `unmatched_responses`, `unknown_session`, `malformed`.
     pub sessions: std::collections::BTreeMap<String, u64>,
+    /// Whole NGAP messages by `procedure/pdu_choice`, non-zero only.
+    pub ngap: std::collections::BTreeMap<String, u64>,
+    /// Whole S1AP messages by PDU choice.
+    pub s1ap: std::collections::BTreeMap<String, u64>,
     /// G-PDUs by session lookup result (`known`, `unknown`, `unmapped`).
     pub gtpu_session_lookups: std::collections::BTreeMap<String, u64>,
     /// Outer IP fragment reassembly events (`fragments`, `reassembled`, drops by reason).
@@ -152,6 +156,19 @@ impl ReplaySummary {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect()
             },
+            ngap: {
+                use crate::decode::sctp::{PDU_CHOICE_LABELS, PROCEDURE_LABELS};
+                let mut m = std::collections::BTreeMap::new();
+                for (p, row) in PROCEDURE_LABELS.iter().zip(&stats.ngap) {
+                    for (c, n) in PDU_CHOICE_LABELS.iter().zip(row) {
+                        if *n > 0 {
+                            m.insert(format!("{p}/{c}"), *n);
+                        }
+                    }
+                }
+                m
+            },
+            s1ap: named(&crate::decode::sctp::PDU_CHOICE_LABELS, &stats.s1ap),
             gtpu_session_lookups: named(&crate::pipeline::SESSION_LOOKUPS, &stats.gtpu_session_lookups),
             ip_reassembly: crate::reassembly::Counter::ALL
                 .iter()
@@ -213,6 +230,12 @@ impl ReplaySummary {
         }
         if self.gtpu_session_lookups.values().any(|n| *n > 0) {
             s += &format!("gtpu sess {}\n", kv(&self.gtpu_session_lookups));
+        }
+        if !self.ngap.is_empty() {
+            s += &format!("ngap      {}\n", kv(&self.ngap));
+        }
+        if self.s1ap.values().any(|n| *n > 0) {
+            s += &format!("s1ap      {}\n", kv(&self.s1ap));
         }
         if self.pfcp.values().any(|n| *n > 0) {
             s += &format!("pfcp      {}\n", kv(&self.pfcp));

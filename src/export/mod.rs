@@ -10,7 +10,7 @@ pub mod http;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::alert::Severity;
-use crate::decode::pfcp;
+use crate::decode::{pfcp, sctp};
 use crate::decode::{Layer, Reason};
 use crate::detect::AlertKind;
 use crate::pipeline::{Stats, GTPU_MESSAGES, LINK_TYPES, SESSION_LOOKUPS, TRANSPORTS};
@@ -69,6 +69,9 @@ pub struct Metrics {
     sessions_ended: IntCounterVec,
     session_evictions: IntCounter,
     gtpu_session_lookups: IntCounterVec,
+    ngap: IntCounterVec,
+    s1ap: IntCounterVec,
+    sctp_chunks: IntCounter,
     flows_active: IntGauge,
     flow_capacity: IntGauge,
     flows_created: IntCounter,
@@ -188,6 +191,19 @@ impl Metrics {
                 "G-PDUs by the PFCP session of their (outer destination, TEID): known, unknown (no session yet, inside the learning period), unmapped (no session after it).",
                 &["result"],
             ),
+            ngap: counter_vec(
+                &r,
+                "fivewatch_ngap_messages_total",
+                "Whole NGAP messages (N2, SCTP PPID 60 or port 38412) by elementary procedure (TS 38.413 §8; unnamed codes are \"other\") and PDU choice (initiating_message, successful_outcome, unsuccessful_outcome, other).",
+                &["procedure", "pdu"],
+            ),
+            s1ap: counter_vec(
+                &r,
+                "fivewatch_s1ap_messages_total",
+                "Whole S1AP messages (S1-MME, SCTP PPID 18 or port 36412) by PDU choice.",
+                &["pdu"],
+            ),
+            sctp_chunks: counter(&r, "fivewatch_sctp_chunks_total", "SCTP chunks walked (at most 32 per packet; more is counted as decode error sctp:too_many_headers)."),
             timestamps_backwards: counter(&r, "fivewatch_capture_timestamps_backwards_total", "Frames whose timestamp was earlier than the previous frame's (clamped to it)."),
             flows_active: reg(&r, IntGauge::new("fivewatch_flow_table_flows", "Flows currently in the flow table.").expect("valid")),
             flow_capacity: reg(&r, IntGauge::new("fivewatch_flow_table_capacity_flows", "Configured flow-table capacity.").expect("valid")),
@@ -274,6 +290,12 @@ impl Metrics {
         for l in SESSION_LOOKUPS {
             m.gtpu_session_lookups.with_label_values(&[l]);
         }
+        for c in sctp::PDU_CHOICE_LABELS {
+            m.s1ap.with_label_values(&[c]);
+            for p in sctp::PROCEDURE_LABELS {
+                m.ngap.with_label_values(&[p, c]);
+            }
+        }
         for k in AlertKind::ALL {
             m.alerts_open.with_label_values(&[k.as_str()]);
             m.detector_evictions.with_label_values(&[k.as_str()]);
@@ -333,6 +355,16 @@ impl Metrics {
             &[s.inner_fragment_ports_hits, s.inner_fragment_ports_misses],
             &[p.inner_fragment_ports_hits, p.inner_fragment_ports_misses],
         );
+        for (i, proc_name) in sctp::PROCEDURE_LABELS.iter().enumerate() {
+            for (j, c) in sctp::PDU_CHOICE_LABELS.iter().enumerate() {
+                let d = s.ngap[i][j] - p.ngap[i][j];
+                if d > 0 {
+                    self.ngap.with_label_values(&[proc_name, c]).inc_by(d);
+                }
+            }
+        }
+        add_each(&self.s1ap, &sctp::PDU_CHOICE_LABELS, &s.s1ap, &p.s1ap);
+        self.sctp_chunks.inc_by(s.sctp_chunks - p.sctp_chunks);
         let (ss, ps) = (&s.sessions, &p.sessions);
         add_each(&self.pfcp_messages, &pfcp::MESSAGE_LABELS, &ss.messages, &ps.messages);
         self.pfcp_retransmissions

@@ -8,6 +8,7 @@ use crate::alert::{AlertManager, AlertRecord, Severity};
 use crate::capture::{Frame, LinkType};
 use crate::config::Config;
 use crate::decode::link::{self, Network};
+use crate::decode::sctp::{self, DataChunk, RanProtocol};
 use crate::decode::{gtpu, ip, ipproto, pfcp, DecodeError, Fragment, Layer, Packet, Reason};
 use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detectors, Event};
 use crate::flow::table::{EndReason, SessionState};
@@ -79,6 +80,13 @@ pub struct Stats {
     /// G-PDUs by the session lookup of their (outer destination, TEID), indexed like
     /// [`SESSION_LOOKUPS`].
     pub gtpu_session_lookups: [u64; 3],
+    /// Whole NGAP messages in SCTP DATA chunks, by procedure ([`sctp::PROCEDURE_LABELS`]
+    /// index) and PDU choice ([`sctp::PDU_CHOICE_LABELS`] index).
+    pub ngap: [[u64; 4]; sctp::PROCEDURE_LABELS.len()],
+    /// Whole S1AP messages in SCTP DATA chunks, by PDU choice.
+    pub s1ap: [u64; 4],
+    /// SCTP chunks walked (at most [`sctp::MAX_SCTP_CHUNKS`] per packet).
+    pub sctp_chunks: u64,
     /// Flows in the table.
     pub flows_active: u64,
     /// Flow-table capacity.
@@ -150,7 +158,13 @@ fn link_index(l: LinkType) -> usize {
 /// header onwards (reassembled when it came in fragments).
 #[inline]
 fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_bytes: &[u8], ts: u64) {
-    if pkt.proto != ipproto::UDP || pkt.fragment != Fragment::None {
+    if pkt.fragment != Fragment::None {
+        return;
+    }
+    if pkt.proto == ipproto::SCTP {
+        return sctp_chunks(s, ip_bytes);
+    }
+    if pkt.proto != ipproto::UDP {
         return;
     }
     if pkt.src_port == pfcp::PFCP_PORT || pkt.dst_port == pfcp::PFCP_PORT {
@@ -159,6 +173,53 @@ fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_by
                 s.count_error(e);
             }
         }
+    }
+}
+
+/// Walk the chunks of the SCTP packet in `ip_bytes` (RFC 9260 §3, at most
+/// [`sctp::MAX_SCTP_CHUNKS`]) and count the NGAP/S1AP messages of whole DATA chunks by
+/// procedure and PDU choice (TS 38.413 §9.4); malformed chunks are counted as decode errors.
+fn sctp_chunks(s: &mut Stats, ip_bytes: &[u8]) {
+    let Some(payload) = ip::parse_ip(ip_bytes).ok().map(|v| v.payload) else {
+        return;
+    };
+    let Ok((h, chunks)) = sctp::parse(payload) else {
+        return; // Already counted as `sctp: truncated` by the IP decoder.
+    };
+    for c in chunks {
+        let c = match c {
+            Ok(c) => c,
+            Err(e) => return s.count_error(e),
+        };
+        s.sctp_chunks += 1;
+        let pdu = match DataChunk::parse(&c) {
+            Some(Ok(d)) => sctp::ran_pdu(&d, h.src_port, h.dst_port),
+            Some(Err(e)) => Some(Err(e)),
+            None => None,
+        };
+        match pdu {
+            Some(Ok((RanProtocol::Ngap, p))) => {
+                let proc_i = p
+                    .procedure_code
+                    .map_or(sctp::PROCEDURE_LABELS.len() - 1, sctp::procedure_index);
+                s.ngap[proc_i][p.choice.index()] += 1;
+            }
+            Some(Ok((RanProtocol::S1ap, p))) => s.s1ap[p.choice.index()] += 1,
+            Some(Err(e)) => s.count_error(e),
+            None => {}
+        }
+    }
+}
+
+/// The information elements of a GTP-U message other than a G-PDU (Echo, Error Indication,
+/// Supported Extension Headers Notification, End Marker; TS 29.281 §7, §8), checked so that
+/// malformed signalling on the user plane is counted.
+fn gtpu_signalling(s: &mut Stats, ip_bytes: &[u8]) {
+    let Some(Ok((h, body))) = udp_payload(ip_bytes).map(gtpu::parse) else {
+        return;
+    };
+    if let Err(e) = gtpu::parse_ies(h.message_type, body) {
+        s.count_error(e);
     }
 }
 
@@ -392,6 +453,7 @@ impl Engine {
                     }
                 }
             }
+            Some(t) if t.header.message_type != gtpu::MSG_GPDU => gtpu_signalling(s, ip_bytes),
             Some(_) => {}
             None => control_plane(&mut self.sessions, s, &pkt, ip_bytes, ts),
         }
