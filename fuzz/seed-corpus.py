@@ -7,6 +7,7 @@
 - gtpu:        UDP payloads to or from port 2152;
 - pfcp:        UDP payloads to or from port 8805, 8 per seed, each preceded by its length
                (u16 LE), as the `pfcp` target reads them;
+- control:     UDP payloads to or from port 2123 (GTPv2-C) and SCTP packets (common header on);
 - pcap_reader: every capture file under 256 KiB, whole.
 
 Reads pcap and pcapng itself (no dependencies); only Ethernet/SLL/SLL2/raw/NULL frames are
@@ -59,7 +60,8 @@ def frames(path):
 
 
 def udp_payloads(lt, fr, port):
-    """UDP payload to/from `port` of an Ethernet/SLL/raw IPv4 or IPv6 frame, else None."""
+    """UDP payload to/from `port` of an Ethernet/SLL/raw IPv4 or IPv6 frame, else None;
+    with port None, the SCTP packet of the frame instead."""
     off = {1: 14, 113: 16, 276: 20, 101: 0, 12: 0, 228: 0, 229: 0}.get(lt)
     if off is None:
         return None
@@ -70,12 +72,15 @@ def udp_payloads(lt, fr, port):
     ip = fr[off:]
     if not ip:
         return None
-    if ip[0] >> 4 == 4 and len(ip) >= 20 and ip[9] == 17:
+    proto = 132 if port is None else 17
+    if ip[0] >> 4 == 4 and len(ip) >= 20 and ip[9] == proto:
         udp = ip[(ip[0] & 15) * 4:]
-    elif ip[0] >> 4 == 6 and len(ip) >= 40 and ip[6] == 17:
+    elif ip[0] >> 4 == 6 and len(ip) >= 40 and ip[6] == proto:
         udp = ip[40:]
     else:
         return None
+    if port is None:
+        return udp if len(udp) >= 12 else None
     if len(udp) < 8:
         return None
     sp, dp = struct.unpack(">HH", udp[:4])
@@ -114,6 +119,10 @@ def main():
             if p:
                 write("gtpu", p)
                 counts["gtpu"] = counts.get("gtpu", 0) + 1
+            for p in (udp_payloads(lt, fr, 2123), udp_payloads(lt, fr, None)):
+                if p:
+                    write("control", p)
+                    counts["control"] = counts.get("control", 0) + 1
             p = udp_payloads(lt, fr, 8805)
             if p:
                 pfcp.append(struct.pack("<H", len(p)) + p)

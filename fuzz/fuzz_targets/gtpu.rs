@@ -1,5 +1,5 @@
-//! GTP-U header, extension-header chain and PDU Session Container (TS 29.281 §5), given a
-//! UDP payload; and the same bytes as the UDP payload of an IPv4 packet to UDP 2152, so the
+//! GTP-U header, extension-header chain, PDU Session Container (TS 29.281 §5) and the
+//! information elements of signalling messages (§8), given a UDP payload; and the same bytes as the UDP payload of an IPv4 packet to UDP 2152, so the
 //! inner T-PDU is opened too.
 #![no_main]
 
@@ -7,7 +7,10 @@ use fivewatch::decode::{gtpu, ip};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = gtpu::parse(data);
+    if let Ok((h, body)) = gtpu::parse(data) {
+        // The information elements of every message type (TS 29.281 §7-8).
+        let _ = gtpu::parse_ies(h.message_type, body);
+    }
     let udp_len = (8 + data.len()).min(usize::from(u16::MAX));
     let total = (20 + udp_len).min(usize::from(u16::MAX));
     let mut pkt = Vec::with_capacity(total);
