@@ -57,6 +57,8 @@ pub struct ReplaySummary {
     pub gtpu_extension_headers: std::collections::BTreeMap<String, u64>,
     /// PFCP messages by type.
     pub pfcp: std::collections::BTreeMap<String, u64>,
+    /// GTPv2-C messages by type.
+    pub gtpc: std::collections::BTreeMap<String, u64>,
     /// PFCP session table at the end: `active`, `established`, `deleted`, `evicted`,
     /// `purged_by_restart`, `rejected`, `replaced`, `retransmissions`, `peer_restarts`,
     /// `unmatched_responses`, `unknown_session`, `malformed`.
@@ -136,6 +138,7 @@ impl ReplaySummary {
                 .map(|(n, c)| (n.to_string(), c))
                 .collect(),
             pfcp: named(&crate::decode::pfcp::MESSAGE_LABELS, &stats.sessions.messages),
+            gtpc: named(crate::decode::gtpv2c::MESSAGE_LABELS, &stats.sessions.gtpc_messages),
             sessions: {
                 let t = &stats.sessions;
                 [
@@ -147,6 +150,7 @@ impl ReplaySummary {
                     ("rejected", t.rejected),
                     ("replaced", t.replaced),
                     ("retransmissions", t.retransmissions),
+                    ("merged", t.merged),
                     ("peer_restarts", t.peer_restarts),
                     ("unmatched_responses", t.unmatched_responses),
                     ("unknown_session", t.unknown_session),
@@ -239,6 +243,11 @@ impl ReplaySummary {
         }
         if self.pfcp.values().any(|n| *n > 0) {
             s += &format!("pfcp      {}\n", kv(&self.pfcp));
+        }
+        if self.gtpc.values().any(|n| *n > 0) {
+            s += &format!("gtpv2-c   {}\n", kv(&self.gtpc));
+        }
+        if self.sessions.values().any(|n| *n > 0) {
             s += &format!("sessions  {}\n", kv(&self.sessions));
         }
         if self.ip_reassembly.values().any(|n| *n > 0) {

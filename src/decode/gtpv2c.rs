@@ -400,6 +400,13 @@ impl Cause {
             offending_ie: if v.len() >= 6 { v.get(2).copied() } else { None },
         })
     }
+
+    /// The value is in the acceptance range of a response (§8.4 Table 8.4-1: 16 Request
+    /// accepted, 17 Request accepted partially, 18 and 19 New PDN type ..., 20-63 spare
+    /// values reserved for acceptance). 2-15 are request causes, 64-239 rejections.
+    pub fn is_accepted(&self) -> bool {
+        (16..=63).contains(&self.value)
+    }
 }
 
 /// EPS Bearer ID (§8.8): the low 4 bits of the first octet; `None` for an empty value.
@@ -758,6 +765,9 @@ mod tests {
             (64, true, false, true, Some(87))
         );
         assert_eq!(Cause::parse(&[16]).unwrap_err().reason, Reason::BadLength);
+        let accepted = |v: u8| Cause::parse(&[v, 0]).unwrap().is_accepted();
+        assert!(accepted(16) && accepted(17) && accepted(19) && accepted(63));
+        assert!(!accepted(15) && !accepted(64) && !accepted(0) && !accepted(255));
         assert_eq!(parse_ebi(&[0xf5]), Some(5));
         // 001010123456789: TBCD with the filler in the last high nibble.
         let imsi = Imsi::parse(&[0x00, 0x01, 0x01, 0x21, 0x43, 0x65, 0x87, 0xf9]).unwrap();

@@ -10,7 +10,7 @@ pub mod http;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::alert::Severity;
-use crate::decode::{pfcp, sctp};
+use crate::decode::{gtpv2c, pfcp, sctp};
 use crate::decode::{Layer, Reason};
 use crate::detect::AlertKind;
 use crate::pipeline::{Stats, GTPU_MESSAGES, LINK_TYPES, SESSION_LOOKUPS, TRANSPORTS};
@@ -61,6 +61,7 @@ pub struct Metrics {
     reassembly_bytes: IntGauge,
     inner_fragment_ports: IntCounterVec,
     pfcp_messages: IntCounterVec,
+    gtpc_messages: IntCounterVec,
     pfcp_retransmissions: IntCounter,
     pfcp_peer_restarts: IntCounter,
     sessions_active: IntGauge,
@@ -173,6 +174,7 @@ impl Metrics {
                 &["result"],
             ),
             pfcp_messages: counter_vec(&r, "fivewatch_pfcp_messages_total", "PFCP messages on UDP 8805, by message type (TS 29.244 Table 7.3-1; unnamed types are \"other\").", &["message_type"]),
+            gtpc_messages: counter_vec(&r, "fivewatch_gtpc_messages_total", "GTPv2-C messages on UDP 2123 (piggybacked ones included), by message type (TS 29.274 Table 6.1-1; unnamed types are \"other\").", &["message_type"]),
             pfcp_retransmissions: counter(&r, "fivewatch_pfcp_retransmissions_total", "PFCP messages repeating the peer pair, sequence number and type of a recent one (TS 29.244 §6.4), not applied again."),
             pfcp_peer_restarts: counter(&r, "fivewatch_pfcp_peer_restarts_total", "PFCP peers whose Recovery Time Stamp changed (the node restarted); their sessions were purged."),
             sessions_active: reg(&r, IntGauge::new("fivewatch_session_table_sessions", "PFCP sessions in the session table.").expect("valid")),
@@ -284,6 +286,9 @@ impl Metrics {
         for l in pfcp::MESSAGE_LABELS {
             m.pfcp_messages.with_label_values(&[l]);
         }
+        for l in gtpv2c::MESSAGE_LABELS {
+            m.gtpc_messages.with_label_values(&[l]);
+        }
         for l in SESSION_END_REASONS {
             m.sessions_ended.with_label_values(&[l]);
         }
@@ -367,6 +372,12 @@ impl Metrics {
         self.sctp_chunks.inc_by(s.sctp_chunks - p.sctp_chunks);
         let (ss, ps) = (&s.sessions, &p.sessions);
         add_each(&self.pfcp_messages, &pfcp::MESSAGE_LABELS, &ss.messages, &ps.messages);
+        add_each(
+            &self.gtpc_messages,
+            gtpv2c::MESSAGE_LABELS,
+            &ss.gtpc_messages,
+            &ps.gtpc_messages,
+        );
         self.pfcp_retransmissions
             .inc_by(ss.retransmissions - ps.retransmissions);
         self.pfcp_peer_restarts.inc_by(ss.peer_restarts - ps.peer_restarts);

@@ -9,7 +9,7 @@ use crate::capture::{Frame, LinkType};
 use crate::config::Config;
 use crate::decode::link::{self, Network};
 use crate::decode::sctp::{self, DataChunk, RanProtocol};
-use crate::decode::{gtpu, ip, ipproto, pfcp, DecodeError, Fragment, Layer, Packet, Reason};
+use crate::decode::{gtpu, gtpv2c, ip, ipproto, pfcp, DecodeError, Fragment, Layer, Packet, Reason};
 use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detectors, Event};
 use crate::flow::table::{EndReason, SessionState};
 use crate::flow::{FlowKey, FlowRecord, FlowTable};
@@ -154,7 +154,7 @@ fn link_index(l: LinkType) -> usize {
 }
 
 /// Hand a packet that is not tunnelled to the control-plane decoders it belongs to: PFCP
-/// (UDP 8805, either direction) feeds the session table. `ip_bytes` is the packet's IP
+/// (UDP 8805, either direction) and GTPv2-C (UDP 2123) feed the session table. `ip_bytes` is the packet's IP
 /// header onwards (reassembled when it came in fragments).
 #[inline]
 fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_bytes: &[u8], ts: u64) {
@@ -170,6 +170,12 @@ fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_by
     if pkt.src_port == pfcp::PFCP_PORT || pkt.dst_port == pfcp::PFCP_PORT {
         if let Some(payload) = udp_payload(ip_bytes) {
             if let Err(e) = sessions.on_pfcp(pkt.src, pkt.dst, payload, ts) {
+                s.count_error(e);
+            }
+        }
+    } else if pkt.src_port == gtpv2c::GTPC_PORT || pkt.dst_port == gtpv2c::GTPC_PORT {
+        if let Some(payload) = udp_payload(ip_bytes) {
+            if let Err(e) = sessions.on_gtpv2c(pkt.src, pkt.dst, payload, ts) {
                 s.count_error(e);
             }
         }

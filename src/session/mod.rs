@@ -15,13 +15,22 @@
 //!
 //! Everything is bounded: sessions (LRU eviction by last PFCP activity), the request/response
 //! matcher, the retransmission filter, the peers, and the rules kept per session.
+//!
+//! 4G and NSA cores feed the same table through [`SessionTable::on_gtpv2c`] (GTPv2-C, TS
+//! 29.274, on S11 and S5/S8): one [`Session`] per PDN connection, with
+//! [`SessionOrigin::Gtpv2c`], whose S1-U and S5/S8-U tunnel endpoints are indexed like the
+//! PFCP ones. See the [`gtpc`] module for the procedures read.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::decode::pfcp::{self, ie, Interface, MessageType, MESSAGE_LABELS};
-use crate::decode::DecodeError;
+use crate::decode::{gtpv2c, DecodeError};
+
+pub mod gtpc;
+
+use gtpc::{Bearer, GtpcPending};
 
 type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -98,16 +107,50 @@ struct Far {
     ohc: Option<TunnelEndpoint>,
 }
 
-/// One PFCP session (TS 29.244 §5.2), as far as it has been seen.
+/// Which control protocol a [`Session`] was learned from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionOrigin {
+    /// A PFCP session (N4/Sxa/Sxb, TS 29.244).
+    Pfcp,
+    /// An EPS PDN connection seen in GTPv2-C (S11 and/or S5/S8, TS 29.274).
+    Gtpv2c,
+}
+
+/// Direction of a G-PDU on a tunnel of a [`Session`] (see [`Session::direction_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Towards the core network: the UE address is the inner source.
+    Uplink,
+    /// Towards the UE: the UE address is the inner destination.
+    Downlink,
+}
+
+/// One PFCP session (TS 29.244 §5.2) or one GTPv2-C PDN connection (TS 29.274), as far as it
+/// has been seen.
+///
+/// For [`SessionOrigin::Gtpv2c`] the fields mean: `cp_seid` is the TEID of the *requester's*
+/// control-plane F-TEID (the Sender F-TEID for Control Plane of the Create Session Request,
+/// §7.2.1: the MME's S11 TEID, or the SGW's S5/S8 TEID when only S5/S8 is seen), `cp_ip` its
+/// address; `up_seid` and `up_ip` the responder's Sender F-TEID (SGW on S11, PGW on S5/S8,
+/// §7.2.2); `uplink`/`downlink` the S1-U endpoints of the default bearer (SGW and eNodeB
+/// F-TEIDs, interface types 1 and 0) and `core_uplink`/`core_downlink` its S5/S8-U endpoints
+/// (PGW and SGW, types 5 and 4); `ue_ipv4`/`ue_ipv6` come from the PDN Address Allocation
+/// (§8.14). Node IDs, PDR/FAR state and QFIs stay empty.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// SEID the CP function allocated (F-SEID of the Establishment Request, §8.2.37).
+    /// Protocol the session was learned from.
+    pub origin: SessionOrigin,
+    /// PFCP: SEID the CP function allocated (F-SEID of the Establishment Request, §8.2.37).
+    /// GTPv2-C: the requester's control-plane TEID (see the type documentation).
     pub cp_seid: u64,
-    /// SEID the UP function allocated (F-SEID of the Establishment Response), once seen.
+    /// PFCP: SEID the UP function allocated (F-SEID of the Establishment Response), once
+    /// seen. GTPv2-C: the responder's control-plane TEID, once seen.
     pub up_seid: Option<u64>,
-    /// CP function address: from its F-SEID, else the request's source address.
+    /// CP function address: from its F-SEID, else the request's source address (GTPv2-C:
+    /// the requester's control F-TEID address).
     pub cp_ip: IpAddr,
-    /// UP function address: from its F-SEID, else the request's destination address.
+    /// UP function address: from its F-SEID, else the request's destination address
+    /// (GTPv2-C: the responder's control F-TEID address).
     pub up_ip: IpAddr,
     /// CP Node ID (§8.2.38) when it is an IP address.
     pub cp_node_id: Option<IpAddr>,
@@ -119,6 +162,15 @@ pub struct Session {
     /// Downlink tunnel: Outer Header Creation of a FAR whose Destination Interface is
     /// access (the gNB's TEID and address). G-PDUs to the gNB carry it.
     pub downlink: Option<TunnelEndpoint>,
+    /// GTPv2-C only: S5/S8-U PGW F-TEID of the default bearer (interface type 5), where the
+    /// SGW sends uplink G-PDUs. Always `None` for PFCP sessions.
+    pub core_uplink: Option<TunnelEndpoint>,
+    /// GTPv2-C only: S5/S8-U SGW F-TEID of the default bearer (interface type 4), where the
+    /// PGW sends downlink G-PDUs. Always `None` for PFCP sessions.
+    pub core_downlink: Option<TunnelEndpoint>,
+    /// GTPv2-C only: EPS Bearer ID of the default bearer (§8.8), the first Bearer Context of
+    /// the Create Session Request.
+    pub ebi: Option<u8>,
     /// UE IPv4 address (UE IP Address IE of a PDI, §8.2.62).
     pub ue_ipv4: Option<Ipv4Addr>,
     /// UE IPv6 address or prefix.
@@ -138,11 +190,53 @@ pub struct Session {
     pdrs: Vec<Pdr>,
     fars: Vec<Far>,
     lru_tick: u64,
-    teid_keys: [Option<(IpAddr, u32)>; 4],
+    teid_keys: Vec<(IpAddr, u32)>,
     ue_keys: [Option<IpAddr>; 3],
+    /// GTPv2-C: the bearers of the PDN connection (at most [`gtpc::MAX_BEARERS`]).
+    bearers: Vec<Bearer>,
+    /// GTPv2-C: control-plane F-TEIDs (address, TEID, interface type) of the connection.
+    ctl_keys: Vec<(IpAddr, u32, u8)>,
+    /// GTPv2-C: packet addresses of the control nodes (MME, SGW-C, PGW-C) that exchanged it.
+    nodes: Vec<IpAddr>,
 }
 
 impl Session {
+    /// A session with nothing learned yet; `cp`/`up` are the packet addresses of the CP side
+    /// (requester) and the UP side (responder).
+    fn blank(origin: SessionOrigin, cp_seid: u64, cp: IpAddr, up: IpAddr, ts: u64) -> Session {
+        Session {
+            origin,
+            cp_seid,
+            up_seid: None,
+            cp_ip: cp,
+            up_ip: up,
+            cp_node_id: None,
+            up_node_id: None,
+            uplink: None,
+            downlink: None,
+            core_uplink: None,
+            core_downlink: None,
+            ebi: None,
+            ue_ipv4: None,
+            ue_ipv6: None,
+            ue_ipv6_prefix_len: 64,
+            qfis: 0,
+            first_seen_ns: ts,
+            last_seen_ns: ts,
+            established: false,
+            cp_peer: cp,
+            up_peer: up,
+            pdrs: Vec::new(),
+            fars: Vec::new(),
+            lru_tick: 0,
+            teid_keys: Vec::new(),
+            ue_keys: [None; 3],
+            bearers: Vec::new(),
+            ctl_keys: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+
     /// The QFIs of [`Session::qfis`], ascending.
     pub fn qfi_list(&self) -> impl Iterator<Item = u8> + '_ {
         (0..64u8).filter(|q| self.qfis & (1u64 << q) != 0)
@@ -158,16 +252,58 @@ impl Session {
         }
     }
 
-    fn wanted_teid_keys(&self) -> [Option<(IpAddr, u32)>; 4] {
-        let k = |e: Option<TunnelEndpoint>| {
-            (
-                e.and_then(|e| e.ipv4.map(|a| (IpAddr::V4(a), e.teid))),
-                e.and_then(|e| e.ipv6.map(|a| (IpAddr::V6(a), e.teid))),
-            )
+    /// Whether `(endpoint, teid)` is an uplink or a downlink tunnel endpoint of this session
+    /// (any bearer for GTPv2-C sessions), `None` when it is neither.
+    pub fn direction_of(&self, endpoint: IpAddr, teid: u32) -> Option<Direction> {
+        let m = |e: Option<TunnelEndpoint>| e.is_some_and(|e| e.matches(endpoint, teid));
+        if m(self.uplink) || m(self.core_uplink) {
+            return Some(Direction::Uplink);
+        }
+        if m(self.downlink) || m(self.core_downlink) {
+            return Some(Direction::Downlink);
+        }
+        self.bearers.iter().find_map(|b| {
+            if m(b.s1u_sgw) || m(b.s5_pgw) {
+                Some(Direction::Uplink)
+            } else if m(b.s1u_enb) || m(b.s5_sgw) {
+                Some(Direction::Downlink)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// EPS Bearer IDs of the bearers of a GTPv2-C session, in the order learned.
+    pub fn bearer_ebis(&self) -> impl Iterator<Item = u8> + '_ {
+        self.bearers.iter().map(|b| b.ebi)
+    }
+
+    /// The session knows a UE address.
+    fn knows_ue(&self) -> bool {
+        self.ue_ipv4.is_some() || self.ue_ipv6.is_some()
+    }
+
+    fn wanted_teid_keys(&self) -> Vec<(IpAddr, u32)> {
+        let mut out = Vec::new();
+        let mut add = |e: Option<TunnelEndpoint>| {
+            let Some(e) = e else { return };
+            for a in [e.ipv4.map(IpAddr::V4), e.ipv6.map(IpAddr::V6)].into_iter().flatten() {
+                if !out.contains(&(a, e.teid)) {
+                    out.push((a, e.teid));
+                }
+            }
         };
-        let (u4, u6) = k(self.uplink);
-        let (d4, d6) = k(self.downlink);
-        [u4, u6, d4, d6]
+        add(self.uplink);
+        add(self.downlink);
+        add(self.core_uplink);
+        add(self.core_downlink);
+        for b in &self.bearers {
+            add(b.s1u_sgw);
+            add(b.s1u_enb);
+            add(b.s5_sgw);
+            add(b.s5_pgw);
+        }
+        out
     }
 
     fn wanted_ue_keys(&self) -> [Option<IpAddr>; 3] {
@@ -209,9 +345,10 @@ pub struct SessionStats {
     pub deleted: u64,
     /// Sessions evicted for capacity.
     pub evicted: u64,
-    /// Sessions removed because a peer's Recovery Time Stamp changed (it restarted).
+    /// Sessions removed because a peer's Recovery Time Stamp (PFCP) or Recovery restart
+    /// counter (GTPv2-C) changed (it restarted).
     pub purged_by_restart: u64,
-    /// Peer restarts seen (Recovery Time Stamp changes).
+    /// Peer restarts seen (Recovery Time Stamp or restart counter changes).
     pub peer_restarts: u64,
     /// Sessions removed by a rejecting Establishment Response.
     pub rejected: u64,
@@ -225,7 +362,14 @@ pub struct SessionStats {
     pub unknown_session: u64,
     /// PFCP messages by [`pfcp::label_index`] (every message on the wire, retransmissions too).
     pub messages: [u64; MESSAGE_LABELS.len()],
-    /// Messages that failed to decode (header or IE framing) or lack a mandatory IE.
+    /// GTPv2-C messages by [`gtpv2c::message_index`] (every message on the wire,
+    /// retransmissions too).
+    pub gtpc_messages: [u64; gtpv2c::MESSAGE_LABELS.len()],
+    /// GTPv2-C sessions folded into another one of the same PDN connection (its S11 and
+    /// S5/S8 halves, recognised by the PGW's S5/S8 control F-TEID).
+    pub merged: u64,
+    /// Messages (PFCP or GTPv2-C) that failed to decode (header or IE framing) or lack a
+    /// mandatory IE.
     pub malformed: u64,
 }
 
@@ -294,6 +438,11 @@ pub struct SessionTable {
     pending: Fifo<(IpAddr, IpAddr, u32), Pending>,
     recent: Fifo<(IpAddr, IpAddr, u32, u8), u64>,
     peers: Map<IpAddr, pfcp::RecoveryTimeStamp>,
+    /// GTPv2-C control tunnels (node address, TEID) → the sessions using them.
+    ctl: Map<(IpAddr, u32), Vec<u64>>,
+    gtpc_pending: Fifo<(IpAddr, IpAddr, u32), GtpcPending>,
+    gtpc_recent: Fifo<(IpAddr, IpAddr, u32, u8), u64>,
+    gtpc_peers: Map<IpAddr, u8>,
     learning_start_ns: Option<u64>,
     stats: SessionStats,
 }
@@ -359,6 +508,10 @@ impl SessionTable {
             pending: Fifo::new(cfg.pending_capacity),
             recent: Fifo::new(cfg.dedup_capacity),
             peers: Map::default(),
+            ctl: Map::default(),
+            gtpc_pending: Fifo::new(cfg.pending_capacity),
+            gtpc_recent: Fifo::new(cfg.dedup_capacity),
+            gtpc_peers: Map::default(),
             learning_start_ns: None,
             stats: SessionStats::default(),
         }
@@ -589,7 +742,7 @@ impl SessionTable {
                 let gone: Vec<u64> = self
                     .sessions
                     .iter()
-                    .filter(|(_, s)| s.cp_peer == peer || s.up_peer == peer)
+                    .filter(|(_, s)| s.origin == SessionOrigin::Pfcp && (s.cp_peer == peer || s.up_peer == peer))
                     .map(|(id, _)| *id)
                     .collect();
                 for id in gone {
@@ -611,6 +764,17 @@ impl SessionTable {
             self.remove(old);
             self.stats.replaced += 1;
         }
+        let cp_ip = f.ipv4.map(IpAddr::V4).or(f.ipv6.map(IpAddr::V6)).unwrap_or(cp);
+        let mut s = Session::blank(SessionOrigin::Pfcp, f.seid, cp, up, ts);
+        s.cp_ip = cp_ip;
+        s.cp_node_id = node;
+        let id = self.insert_session(s);
+        self.by_cp.insert((cp, f.seid), id);
+        id
+    }
+
+    /// Make room (LRU eviction) and insert `s` as the most recently active session.
+    fn insert_session(&mut self, mut s: Session) -> u64 {
         while self.sessions.len() >= self.cfg.capacity.max(1) {
             let Some((_, victim)) = self.lru.pop_first() else { break };
             self.remove(victim);
@@ -619,36 +783,9 @@ impl SessionTable {
         let id = self.next_id;
         self.next_id += 1;
         self.tick += 1;
-        let cp_ip = f.ipv4.map(IpAddr::V4).or(f.ipv6.map(IpAddr::V6)).unwrap_or(cp);
-        self.sessions.insert(
-            id,
-            Session {
-                cp_seid: f.seid,
-                up_seid: None,
-                cp_ip,
-                up_ip: up,
-                cp_node_id: node,
-                up_node_id: None,
-                uplink: None,
-                downlink: None,
-                ue_ipv4: None,
-                ue_ipv6: None,
-                ue_ipv6_prefix_len: 64,
-                qfis: 0,
-                first_seen_ns: ts,
-                last_seen_ns: ts,
-                established: false,
-                cp_peer: cp,
-                up_peer: up,
-                pdrs: Vec::new(),
-                fars: Vec::new(),
-                lru_tick: self.tick,
-                teid_keys: [None; 4],
-                ue_keys: [None; 3],
-            },
-        );
+        s.lru_tick = self.tick;
+        self.sessions.insert(id, s);
         self.lru.insert(self.tick, id);
-        self.by_cp.insert((cp, f.seid), id);
         id
     }
 
@@ -674,7 +811,7 @@ impl SessionTable {
                 self.by_up.remove(&(s.up_peer, up));
             }
         }
-        for k in s.teid_keys.iter().flatten() {
+        for k in &s.teid_keys {
             if self.teids.get(k) == Some(&id) {
                 self.teids.remove(k);
             }
@@ -682,6 +819,14 @@ impl SessionTable {
         for k in s.ue_keys.iter().flatten() {
             if self.ues.get(k) == Some(&id) {
                 self.ues.remove(k);
+            }
+        }
+        for &(a, t, _) in &s.ctl_keys {
+            if let Some(list) = self.ctl.get_mut(&(a, t)) {
+                list.retain(|x| *x != id);
+                if list.is_empty() {
+                    self.ctl.remove(&(a, t));
+                }
             }
         }
     }
@@ -732,19 +877,32 @@ impl SessionTable {
         self.reindex(id);
     }
 
+    /// Re-index the tunnels and UE addresses of session `id`. A tunnel another live session
+    /// already holds is taken over, unless that session knows the UE address and this one
+    /// does not (e.g. an SGW-U PFCP session, which has no UE IP Address, against the GTPv2-C
+    /// PDN connection that announced the same S1-U F-TEID).
     fn reindex(&mut self, id: u64) {
         let Some(s) = self.sessions.get_mut(&id) else { return };
-        let (old_t, new_t) = (s.teid_keys, s.wanted_teid_keys());
+        let new_t = s.wanted_teid_keys();
+        let old_t = std::mem::replace(&mut s.teid_keys, new_t.clone());
         let (old_u, new_u) = (s.ue_keys, s.wanted_ue_keys());
-        s.teid_keys = new_t;
         s.ue_keys = new_u;
-        for k in old_t.iter().flatten() {
-            if !new_t.contains(&Some(*k)) && self.teids.get(k) == Some(&id) {
+        let knows_ue = s.knows_ue();
+        for k in &old_t {
+            if !new_t.contains(k) && self.teids.get(k) == Some(&id) {
                 self.teids.remove(k);
             }
         }
-        for k in new_t.iter().flatten() {
-            self.teids.insert(*k, id);
+        for k in new_t {
+            let keep_other = self
+                .teids
+                .get(&k)
+                .filter(|o| **o != id)
+                .and_then(|o| self.sessions.get(o))
+                .is_some_and(|o| o.knows_ue() && !knows_ue);
+            if !keep_other {
+                self.teids.insert(k, id);
+            }
         }
         for k in old_u.iter().flatten() {
             if !new_u.contains(&Some(*k)) && self.ues.get(k) == Some(&id) {
