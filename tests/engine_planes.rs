@@ -152,3 +152,105 @@ fn every_gpdu_of_the_5g_capture_maps_to_a_pfcp_session() {
     assert_eq!(s.sessions["deleted"], 20);
     assert_eq!(s.sessions["active"], 3);
 }
+
+/// Engine over built Ethernet frames, one per millisecond.
+fn run_frames(frames: &[Vec<u8>]) -> fivewatch::pipeline::Stats {
+    use fivewatch::capture::{Frame, LinkType};
+    let mut engine = fivewatch::pipeline::Engine::new(&Config::default(), "test".into());
+    for (i, f) in frames.iter().enumerate() {
+        engine.process(&Frame {
+            ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1_000_000,
+            linktype: LinkType::ETHERNET,
+            data: f,
+            wire_len: f.len() as u32,
+        });
+    }
+    engine.finish();
+    engine.stats().clone()
+}
+
+/// Ethernet / IPv4 / UDP 2152 / GTP-U message `msg_type` with TEID `teid` and `ies` (TS
+/// 29.281 §5.1: flags 0x32 = version 1, PT, S; sequence 7).
+fn gtpu_signalling(msg_type: u8, teid: u32, ies: &[u8]) -> Vec<u8> {
+    use common::frames::{ether, ipv4, udp};
+    let mut g = vec![0x32, msg_type];
+    g.extend_from_slice(&((4 + ies.len()) as u16).to_be_bytes());
+    g.extend_from_slice(&teid.to_be_bytes());
+    g.extend_from_slice(&[0, 7, 0, 0]);
+    g.extend_from_slice(ies);
+    ether(ipv4(17, [10, 0, 0, 1], [10, 0, 0, 2], &udp(2152, 2152, &g)))
+}
+
+#[test]
+fn gtpu_signalling_messages_are_counted_and_their_ies_checked() {
+    let stats = run_frames(&[
+        // Echo Request, Recovery IE (type 14, TV, 1 octet: restart counter 0).
+        gtpu_signalling(1, 0, &[14, 0]),
+        // Error Indication: TEID Data I (16, TV 4 octets) and GTP-U Peer Address (133, TLV).
+        gtpu_signalling(26, 0, &[16, 0, 0, 0, 9, 133, 0, 4, 10, 0, 0, 2]),
+        // End Marker: no IEs.
+        gtpu_signalling(254, 9, &[]),
+        // Supported Extension Headers Notification: Extension Header Type List (141).
+        gtpu_signalling(31, 0, &[141, 2, 0x85, 0xc0]),
+        // Error Indication whose Peer Address runs past the message: malformed.
+        gtpu_signalling(26, 0, &[16, 0, 0, 0, 9, 133, 0, 16, 10, 0]),
+        // An unknown TV IE type: its length cannot be known.
+        gtpu_signalling(1, 0, &[99, 1]),
+        // A message type TS 29.281 does not define.
+        gtpu_signalling(77, 0, &[]),
+    ]);
+    let got: BTreeMap<&str, u64> = gtpu::MESSAGE_LABELS
+        .iter()
+        .copied()
+        .zip(stats.gtpu)
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let want: BTreeMap<&str, u64> = [
+        ("echo_request", 2),
+        ("error_indication", 2),
+        ("end_marker", 1),
+        ("supported_extension_headers_notification", 1),
+        ("other", 1),
+    ]
+    .into();
+    assert_eq!(got, want);
+    use fivewatch::decode::{Layer, Reason};
+    assert_eq!(stats.decode_error(Layer::Gtpu, Reason::IeOverrun), 1);
+    assert_eq!(stats.decode_error(Layer::Gtpu, Reason::UnknownIe), 1);
+    assert_eq!(stats.decode_errors_total(), 2);
+}
+
+#[test]
+fn later_inner_fragments_join_the_flow_of_their_first_fragment() {
+    use common::frames::{gtpu, udp};
+    // Inner IPv4 UDP 10.45.0.2:5000 → 8.8.8.8:53 (RFC 791: id 0x1234), split in two: the
+    // first fragment (MF, offset 0) carries the UDP header, the second (offset 16 octets)
+    // none. Both travel in G-PDUs to the UPF on TEID 1.
+    let inner = |flags_off: u16, payload: &[u8]| {
+        let total = (20 + payload.len()) as u16;
+        let mut v = vec![0x45, 0, (total >> 8) as u8, total as u8, 0x12, 0x34];
+        v.extend_from_slice(&flags_off.to_be_bytes());
+        v.extend_from_slice(&[64, 17, 0, 0, 10, 45, 0, 2, 8, 8, 8, 8]);
+        v.extend_from_slice(payload);
+        v
+    };
+    let first = inner(0x2000, &udp(5000, 53, &[0u8; 8]));
+    let later = inner(2, &[0u8; 8]);
+    let (gnb, upf) = ([127, 0, 0, 2], [127, 0, 0, 7]);
+    let stats = run_frames(&[
+        gtpu(gnb, upf, 1, Some((1, 9)), first),
+        gtpu(gnb, upf, 1, Some((1, 9)), later),
+    ]);
+    assert_eq!(stats.inner_fragment_ports_hits, 1);
+    assert_eq!(stats.inner_fragment_ports_misses, 0);
+    assert_eq!(
+        stats.flows_created, 1,
+        "the later fragment joins the first one's 5-tuple flow"
+    );
+    // A later fragment seen alone has no ports to borrow: a flow of its own, counted as a miss.
+    let stats = run_frames(&[gtpu(gnb, upf, 1, Some((1, 9)), inner(2, &[0u8; 8]))]);
+    assert_eq!(
+        (stats.inner_fragment_ports_hits, stats.inner_fragment_ports_misses),
+        (0, 1)
+    );
+}

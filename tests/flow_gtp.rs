@@ -108,7 +108,8 @@ fn overlapping_ue_addresses_are_separate_scanners() {
 
 /// Flow records of the Open5GS 5G SA capture: every tunnelled flow names a UL TEID, gNB,
 /// UPF and UE that tshark saw together in one G-PDU (uplink: outer gNB → UPF, inner source
-/// = UE), and every G-PDU TEID tshark lists appears on some flow.
+/// = UE) and the SEID of that UE's PFCP session, and every G-PDU TEID tshark lists appears
+/// on some flow.
 #[test]
 fn flow_records_of_the_5g_capture_agree_with_tshark() {
     let name = "5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng";
@@ -149,6 +150,12 @@ fn flow_records_of_the_5g_capture_agree_with_tshark() {
             "UE {ue} is an inner source of TEID {ul}: {line}"
         );
         assert_eq!(g["qfi"], 1, "{line}");
+        // tshark (`-Y pfcp.msg_type==50 -e pfcp.seid -e pfcp.ue_ip_addr_ipv4`): the k-th
+        // Session Establishment Request carries CP F-SEID k and UE address 10.45.0.(k+1).
+        assert_eq!(g["session_state"], "known", "{line}");
+        if let Some(v4) = ue.as_str().and_then(|u| u.parse::<std::net::Ipv4Addr>().ok()) {
+            assert_eq!(g["seid"], u64::from(v4.octets()[3]) - 1, "{line}");
+        }
     }
     assert!(tunnelled > 0);
     let all: std::collections::BTreeSet<u64> = teids.as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
