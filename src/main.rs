@@ -168,6 +168,15 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let flows =
                 flows.or_else(|| (!cfg.flow.records_file.is_empty()).then(|| cfg.flow.records_file.clone().into()));
             let flows_to_stdout = dash(&flows);
+            let on_stdout = [to_stdout, json_to_stdout, flows_to_stdout]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if on_stdout > 1 {
+                anyhow::bail!(
+                    "only one of --alerts -, --stats-json - and --flows - can use standard output (their lines would mix)"
+                );
+            }
             let file = alerts.as_deref().filter(|_| !to_stdout);
             let mut sink = AlertSink::open(file, to_stdout)?;
             let mut flow_sink = match &flows {

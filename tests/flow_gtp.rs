@@ -198,3 +198,86 @@ fn gtpu_on_a_configured_extra_port() {
         "the engine opens the tunnel"
     );
 }
+
+/// 4G S1-U/S5-U flows of the srsENB + Open5GS EPC capture: many start with a downlink
+/// packet and no PDU Session Container says which way a packet goes; the GTPv2-C sessions
+/// (tshark: S1-U SGW F-TEID 2 at 127.0.0.6, eNB F-TEID 1 at 127.0.1.1, S5 PGW F-TEID 2 at
+/// 127.0.0.7, S5 SGW F-TEID 1 at 127.0.0.6, PAA 10.45.0.2, MME S11 TEID 1) give each flow's
+/// direction, so every record names the UE 10.45.0.2, UL TEID 2, DL TEID 1 and the access-side
+/// endpoint (eNB on S1-U, SGW-U on S5).
+#[test]
+fn epc_flow_records_take_the_direction_from_the_session_table() {
+    let name = "epc-srsenb-gtpu-user-traffic-gtpv2c.pcapng";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.jsonl");
+    let mut alerts = fivewatch::app::AlertSink::open(None, false).unwrap();
+    let mut flows = fivewatch::app::AlertSink::open(Some(&path), false).unwrap();
+    let cfg = fivewatch::config::Config::default();
+    fivewatch::app::replay(&cfg, &[common::capture(name)], &mut alerts, Some(&mut flows));
+    let mut by_path = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&path).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let Some(g) = r.get("gtp") else { continue };
+        assert_eq!(g["ue_ip"], "10.45.0.2", "{line}");
+        assert_eq!((&g["ul_teid"], &g["dl_teid"]), (&2.into(), &1.into()), "{line}");
+        assert_eq!(g["session_state"], "known", "{line}");
+        assert_eq!(
+            (&g["seid"], &g["control_teid"]),
+            (&serde_json::Value::Null, &1.into()),
+            "{line}"
+        );
+        let key = (
+            g["gnb_ip"].as_str().unwrap().to_string(),
+            g["upf_ip"].as_str().unwrap().to_string(),
+        );
+        *by_path.entry(key).or_insert(0) += 1;
+    }
+    let want: std::collections::BTreeMap<(String, String), u32> = [
+        (("127.0.0.6".to_string(), "127.0.0.7".to_string()), 40),
+        (("127.0.1.1".to_string(), "127.0.0.6".to_string()), 40),
+    ]
+    .into();
+    assert_eq!(by_path, want, "40 inner flows, each seen on S1-U and on S5-U");
+}
+
+/// A G-PDU on a live session's TEID whose inner UE address is not the session's: after the
+/// 5G SA capture (session 1: UPF 127.0.0.7 UL TEID 1, UE 10.45.0.2, never deleted), an uplink
+/// G-PDU from 10.45.0.99 on that TEID is `ue_mismatch`, the session's own traffic `known`.
+#[test]
+fn a_gpdu_whose_ue_is_not_the_sessions_is_a_mismatch() {
+    use common::frames::{gtpu, ipv4, udp};
+    use fivewatch::capture::{Frame, LinkType};
+    let frames = common::frames(&common::capture("5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng"));
+    let mut e = fivewatch::pipeline::Engine::new(&fivewatch::config::Config::default(), "t".into());
+    let t0 = 1_598_111_600_000_000_000u64; // after the capture (2020-08-22 15:53 UTC)
+    let mut ts = 0;
+    for f in &frames {
+        ts = f.ts_ns;
+        e.process(&Frame {
+            ts_ns: f.ts_ns,
+            linktype: f.linktype,
+            data: &f.data,
+            wire_len: f.data.len() as u32,
+        });
+    }
+    assert!(ts < t0);
+    let before = e.stats().gtpu_session_lookups;
+    for (i, ue) in [[10, 45, 0, 99], [10, 45, 0, 2]].into_iter().enumerate() {
+        let inner = ipv4(17, ue, [8, 8, 8, 8], &udp(5000, 53, &[0; 4]));
+        let f = gtpu([127, 0, 0, 2], [127, 0, 0, 7], 1, Some((1, 1)), inner);
+        e.process(&Frame {
+            ts_ns: t0 + i as u64,
+            linktype: LinkType::ETHERNET,
+            data: &f,
+            wire_len: f.len() as u32,
+        });
+    }
+    let after = e.stats().gtpu_session_lookups;
+    let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    // Indexed like fivewatch::pipeline::SESSION_LOOKUPS: known, unknown, unmapped, ue_mismatch.
+    assert_eq!(
+        fivewatch::pipeline::SESSION_LOOKUPS,
+        ["known", "unknown", "unmapped", "ue_mismatch"]
+    );
+    assert_eq!(delta, [1, 0, 0, 1]);
+}

@@ -200,10 +200,7 @@ impl AlertRecord {
             ),
         };
         let gtp = c.tunnel.map(|t| {
-            let ue_ip = t
-                .header
-                .pdu_session
-                .map(|psc| if psc.pdu_type == 1 { c.src_ip } else { c.dest_ip });
+            let ue_ip = t.uplink.map(|up| if up { c.src_ip } else { c.dest_ip });
             GtpInfo {
                 teid: t.header.teid,
                 qfi: t.header.pdu_session.map(|p| p.qfi),

@@ -71,6 +71,9 @@ pub struct ReplaySummary {
     pub gtpu_session_lookups: std::collections::BTreeMap<String, u64>,
     /// Outer IP fragment reassembly events (`fragments`, `reassembled`, drops by reason).
     pub ip_reassembly: std::collections::BTreeMap<String, u64>,
+    /// Outer datagrams still incomplete at the end of input (their fragments were counted,
+    /// their packets never reached a flow).
+    pub ip_reassembly_pending: u64,
     /// Frames whose timestamp was earlier than the previous frame's (clamped to it).
     pub timestamps_backwards: u64,
     /// Flows created.
@@ -178,6 +181,7 @@ impl ReplaySummary {
                 .iter()
                 .map(|c| (c.as_str().to_string(), stats.reassembly.get(*c)))
                 .collect(),
+            ip_reassembly_pending: stats.reassembly.datagrams as u64,
             timestamps_backwards: stats.timestamps_backwards,
             flows: stats.flows_created,
             flow_evictions: stats.flows_evicted,
@@ -228,7 +232,9 @@ impl ReplaySummary {
             self.ipv4_packets, self.ipv6_packets, self.non_ip_packets
         );
         s += &format!("transport {}\n", kv(&self.transports));
-        s += &format!("gtpu      {}\n", kv(&self.gtpu));
+        if self.gtpu.values().any(|n| *n > 0) {
+            s += &format!("gtpu      {}\n", kv(&self.gtpu));
+        }
         if self.gtpu_extension_headers.values().any(|n| *n > 0) {
             s += &format!("gtpu ext  {}\n", kv(&self.gtpu_extension_headers));
         }
@@ -251,7 +257,14 @@ impl ReplaySummary {
             s += &format!("sessions  {}\n", kv(&self.sessions));
         }
         if self.ip_reassembly.values().any(|n| *n > 0) {
-            s += &format!("ip frags  {}\n", kv(&self.ip_reassembly));
+            s += &format!("ip frags  {}", kv(&self.ip_reassembly));
+            if self.ip_reassembly_pending > 0 {
+                s += &format!(
+                    " (incomplete at the end of input: {} datagrams, not in any flow)",
+                    self.ip_reassembly_pending
+                );
+            }
+            s += "\n";
         }
         match self.decode_errors {
             0 => s += "errors    none\n",

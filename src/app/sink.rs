@@ -309,9 +309,9 @@ impl SinkQueue {
                 records_written = out.written,
                 write_errors = out.errors,
                 records_dropped = self.dropped,
-                "alert sink closed"
+                "record sink closed (alert or flow records)"
             ),
-            Err(_) => tracing::error!(sink = self.name, "alert writer thread panicked"),
+            Err(_) => tracing::error!(sink = self.name, "record writer thread panicked"),
         }
     }
 }

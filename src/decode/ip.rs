@@ -230,6 +230,7 @@ pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeEr
         outer_src_port: pkt.src_port,
         outer_dst_port: pkt.dst_port,
         header,
+        uplink: header.pdu_session.map(|psc| psc.pdu_type == gtpu::PSC_UL),
     };
     pkt.tunnel = Some(tunnel);
     if header.message_type != gtpu::MSG_GPDU {

@@ -322,6 +322,11 @@ pub struct Tunnel {
     pub outer_dst_port: u16,
     /// GTP-U header fields.
     pub header: GtpuHeader,
+    /// Direction of the G-PDU when known: `Some(true)` uplink (towards the core; the inner
+    /// source is the UE), `Some(false)` downlink. The decoder takes it from the PDU Session
+    /// Container type (TS 38.415 §5.5.2: 1 = UL PDU SESSION INFORMATION); the engine
+    /// overrides it from the session table when the TEID's session names the endpoint.
+    pub uplink: Option<bool>,
 }
 
 /// Everything the flow table and the detectors need from one frame.

@@ -20,6 +20,13 @@ use crate::session::SessionStats;
 /// Label values of `fivewatch_sessions_ended_total{reason}`.
 pub const SESSION_END_REASONS: [&str; 5] = ["deleted", "evicted", "purged_by_restart", "rejected", "replaced"];
 
+/// Label values of `fivewatch_session_messages_ignored_total{reason}`.
+pub const SESSION_IGNORED: [&str; 3] = ["unmatched_response", "unknown_session", "malformed"];
+
+fn session_ignored(s: &SessionStats) -> [u64; 3] {
+    [s.unmatched_responses, s.unknown_session, s.malformed]
+}
+
 fn session_ends(s: &SessionStats) -> [u64; 5] {
     [s.deleted, s.evicted, s.purged_by_restart, s.rejected, s.replaced]
 }
@@ -64,6 +71,7 @@ pub struct Metrics {
     gtpc_messages: IntCounterVec,
     pfcp_retransmissions: IntCounter,
     pfcp_peer_restarts: IntCounter,
+    session_ignored: IntCounterVec,
     sessions_active: IntGauge,
     session_capacity: IntGauge,
     sessions_established: IntCounter,
@@ -175,18 +183,24 @@ impl Metrics {
             ),
             pfcp_messages: counter_vec(&r, "fivewatch_pfcp_messages_total", "PFCP messages on UDP 8805, by message type (TS 29.244 Table 7.3-1; unnamed types are \"other\").", &["message_type"]),
             gtpc_messages: counter_vec(&r, "fivewatch_gtpc_messages_total", "GTPv2-C messages on UDP 2123 (piggybacked ones included), by message type (TS 29.274 Table 6.1-1; unnamed types are \"other\").", &["message_type"]),
-            pfcp_retransmissions: counter(&r, "fivewatch_pfcp_retransmissions_total", "PFCP messages repeating the peer pair, sequence number and type of a recent one (TS 29.244 §6.4), not applied again."),
-            pfcp_peer_restarts: counter(&r, "fivewatch_pfcp_peer_restarts_total", "PFCP peers whose Recovery Time Stamp changed (the node restarted); their sessions were purged."),
-            sessions_active: reg(&r, IntGauge::new("fivewatch_session_table_sessions", "PFCP sessions in the session table.").expect("valid")),
+            pfcp_retransmissions: counter(&r, "fivewatch_session_retransmissions_total", "PFCP and GTPv2-C messages repeating a recent one (same peers, sequence number, type and bytes; TS 29.244 §6.4, TS 29.274 §7.6), not applied again."),
+            pfcp_peer_restarts: counter(&r, "fivewatch_session_peer_restarts_total", "PFCP peers whose Recovery Time Stamp changed, or GTPv2-C peers whose Recovery restart counter changed (the node restarted); their sessions were purged."),
+            session_ignored: counter_vec(
+                &r,
+                "fivewatch_session_messages_ignored_total",
+                "PFCP and GTPv2-C messages that changed no session, by reason: unmatched_response (no request seen), unknown_session (names no known session), malformed (decode error or a mandatory IE missing).",
+                &["reason"],
+            ),
+            sessions_active: reg(&r, IntGauge::new("fivewatch_session_table_sessions", "Sessions (PFCP, or GTPv2-C PDN connections) in the session table.").expect("valid")),
             session_capacity: reg(&r, IntGauge::new("fivewatch_session_table_capacity_sessions", "Configured session-table capacity.").expect("valid")),
-            sessions_established: counter(&r, "fivewatch_sessions_established_total", "PFCP sessions a Session Establishment Response accepted."),
+            sessions_established: counter(&r, "fivewatch_sessions_established_total", "Sessions a PFCP Session Establishment Response or a GTPv2-C Create Session Response accepted."),
             sessions_ended: counter_vec(
                 &r,
                 "fivewatch_sessions_ended_total",
-                "PFCP sessions removed from the session table, by reason: deleted (Session Deletion), evicted (table full), purged_by_restart (peer's Recovery Time Stamp changed), rejected (Establishment Response cause), replaced (new Establishment with the same CP F-SEID).",
+                "Sessions removed from the session table, by reason: deleted (PFCP Session Deletion, GTPv2-C Delete Session), evicted (table full), purged_by_restart (the peer restarted), rejected (the response's cause), replaced (a new establishment with the same CP F-SEID or control TEID).",
                 &["reason"],
             ),
-            session_evictions: counter(&r, "fivewatch_session_table_evictions_total", "PFCP sessions evicted because the session table was full (least recently active first)."),
+            session_evictions: counter(&r, "fivewatch_session_table_evictions_total", "Sessions evicted because the session table was full (not yet established ones first, then least recently active)."),
             gtpu_session_lookups: counter_vec(
                 &r,
                 "fivewatch_gtpu_session_lookups_total",
@@ -289,6 +303,9 @@ impl Metrics {
         for l in gtpv2c::MESSAGE_LABELS {
             m.gtpc_messages.with_label_values(&[l]);
         }
+        for l in SESSION_IGNORED {
+            m.session_ignored.with_label_values(&[l]);
+        }
         for l in SESSION_END_REASONS {
             m.sessions_ended.with_label_values(&[l]);
         }
@@ -381,6 +398,12 @@ impl Metrics {
         self.pfcp_retransmissions
             .inc_by(ss.retransmissions - ps.retransmissions);
         self.pfcp_peer_restarts.inc_by(ss.peer_restarts - ps.peer_restarts);
+        add_each(
+            &self.session_ignored,
+            &SESSION_IGNORED,
+            &session_ignored(ss),
+            &session_ignored(ps),
+        );
         self.sessions_active.set(ss.active as i64);
         self.session_capacity.set(s.session_capacity as i64);
         self.sessions_established.inc_by(ss.established - ps.established);

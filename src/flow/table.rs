@@ -124,8 +124,11 @@ pub struct Flow {
     gnb_side: u8,
     /// [`SessionState`] of the tunnel at the last G-PDU, as a `u8`.
     session_state: u8,
-    /// CP SEID of the PFCP session of the tunnel (valid when `session_state` is `Known`).
+    /// Id of the tunnel's session (valid when `session_state` is `Known` or `UeMismatch`):
+    /// the CP SEID of a PFCP session, the requester's control TEID of a GTPv2-C one.
     cp_seid: u64,
+    /// 1 when that session was learnt from GTPv2-C, 0 from PFCP.
+    session_gtpc: bool,
     prev: u32,
     next: u32,
     class: u8,
@@ -143,6 +146,9 @@ pub enum SessionState {
     Unknown = 2,
     /// No session for the TEID after the learning period.
     Unmapped = 3,
+    /// The TEID belongs to a session whose UE address is not the inner packet's UE address
+    /// (a stale TEID reused by another session, or a forged G-PDU).
+    UeMismatch = 4,
 }
 
 impl SessionState {
@@ -153,27 +159,39 @@ impl SessionState {
             SessionState::Known => "known",
             SessionState::Unknown => "unknown",
             SessionState::Unmapped => "unmapped",
+            SessionState::UeMismatch => "ue_mismatch",
         }
     }
 }
 
 impl Flow {
-    /// The PFCP session of the flow's tunnel: its state at the last G-PDU and, when
-    /// known, the session's CP SEID (TS 29.244 §8.2.37, allocated by the SMF).
-    pub fn session(&self) -> (SessionState, Option<u64>) {
+    /// The session of the flow's tunnel: its state at the last G-PDU and, when the TEID has a
+    /// session (`Known`, `UeMismatch`), the session's id and origin: the CP SEID (TS 29.244
+    /// §8.2.37, allocated by the SMF) of a PFCP session, or the requester's S11/S5 control
+    /// TEID (TS 29.274 §8.22, allocated by the MME or SGW) of a GTPv2-C one.
+    pub fn session(&self) -> (SessionState, Option<(u64, crate::session::SessionOrigin)>) {
+        use crate::session::SessionOrigin;
+        let origin = if self.session_gtpc {
+            SessionOrigin::Gtpv2c
+        } else {
+            SessionOrigin::Pfcp
+        };
         match self.session_state {
-            1 => (SessionState::Known, Some(self.cp_seid)),
+            1 => (SessionState::Known, Some((self.cp_seid, origin))),
             2 => (SessionState::Unknown, None),
             3 => (SessionState::Unmapped, None),
+            4 => (SessionState::UeMismatch, Some((self.cp_seid, origin))),
             _ => (SessionState::None, None),
         }
     }
 
-    /// Record the session lookup of the flow's latest G-PDU (`seid` only with `Known`).
-    pub fn set_session(&mut self, state: SessionState, seid: Option<u64>) {
+    /// Record the session lookup of the flow's latest G-PDU (`session` with `Known` and
+    /// `UeMismatch`).
+    pub fn set_session(&mut self, state: SessionState, session: Option<(u64, crate::session::SessionOrigin)>) {
         self.session_state = state as u8;
-        if let Some(s) = seid {
-            self.cp_seid = s;
+        if let Some((id, origin)) = session {
+            self.cp_seid = id;
+            self.session_gtpc = origin == crate::session::SessionOrigin::Gtpv2c;
         }
     }
 
@@ -453,6 +471,7 @@ impl FlowTable {
                     gnb_side: 0,
                     session_state: SessionState::None as u8,
                     cp_seid: 0,
+                    session_gtpc: false,
                     prev: NIL,
                     next: NIL,
                     class: C_OTHER,
@@ -509,13 +528,11 @@ impl FlowTable {
             if let Some(psc) = t.header.pdu_session {
                 f.qfi = Some(psc.qfi);
             }
-            // Uplink = towards the UPF. The PDU Session Container says which way a packet
-            // goes (TS 38.415: type 1 = UL); without it (4G S1-U) the initiator's direction
-            // is taken as uplink, since UEs open most flows.
-            let uplink = match t.header.pdu_session {
-                Some(psc) => psc.pdu_type == 1,
-                None => from_initiator,
-            };
+            // Uplink = towards the UPF. The PDU Session Container or the session table says
+            // which way a packet goes (`Tunnel::uplink`); without either (4G S1-U with no
+            // GTPv2-C seen) the initiator's direction is taken as uplink, since UEs open most
+            // flows.
+            let uplink = t.uplink.unwrap_or(from_initiator);
             if uplink {
                 f.ul_teid = Some(t.header.teid);
                 // Uplink: the inner source is the UE, the outer source the gNB.

@@ -14,7 +14,7 @@ use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detecto
 use crate::flow::table::{EndReason, SessionState};
 use crate::flow::{FlowKey, FlowRecord, FlowTable};
 use crate::reassembly::{self, FragmentPorts, Outcome, Reassembler, ReassemblyStats};
-use crate::session::{SessionStats, SessionTable, TeidState};
+use crate::session::{SessionOrigin, SessionStats, SessionTable, TeidState};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -39,7 +39,7 @@ pub const TRANSPORTS: [&str; 7] = ["tcp", "udp", "icmp", "icmpv6", "sctp", "othe
 pub use crate::decode::gtpu::MESSAGE_LABELS as GTPU_MESSAGES;
 
 /// Label values of the G-PDU session lookup result, in [`Stats::gtpu_session_lookups`] order.
-pub const SESSION_LOOKUPS: [&str; 3] = ["known", "unknown", "unmapped"];
+pub const SESSION_LOOKUPS: [&str; 4] = ["known", "unknown", "unmapped", "ue_mismatch"];
 
 /// Cumulative counters of one engine. Plain integers: no atomics on the packet path.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,7 +79,7 @@ pub struct Stats {
     pub session_capacity: u64,
     /// G-PDUs by the session lookup of their (outer destination, TEID), indexed like
     /// [`SESSION_LOOKUPS`].
-    pub gtpu_session_lookups: [u64; 3],
+    pub gtpu_session_lookups: [u64; 4],
     /// Whole NGAP messages in SCTP DATA chunks, by procedure ([`sctp::PROCEDURE_LABELS`]
     /// index) and PDU choice ([`sctp::PDU_CHOICE_LABELS`] index).
     pub ngap: [[u64; 4]; sctp::PROCEDURE_LABELS.len()],
@@ -180,6 +180,55 @@ fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_by
             }
         }
     }
+}
+
+/// The session of a G-PDU's tunnel. The receiving endpoint allocated the TEID (TS 29.281
+/// §5.1), so the lookup is keyed by the outer destination. Returns the lookup state, the
+/// session's CP SEID when known, and the direction the session gives the endpoint (uplink:
+/// the UPF's/SGW's F-TEID; downlink: the gNB's/eNB's). When the inner packet was decoded and
+/// the session knows the UE's address, the inner source (uplink) or destination (downlink)
+/// must be that address (or lie in its IPv6 prefix); otherwise the state is `UeMismatch`: a
+/// stale TEID reused by another session, or a forged G-PDU.
+fn tunnel_session(
+    sessions: &SessionTable,
+    t: &crate::decode::Tunnel,
+    inner_src: std::net::IpAddr,
+    inner_dst: std::net::IpAddr,
+    inner_decoded: bool,
+    ts: u64,
+) -> (SessionState, Option<(u64, SessionOrigin)>, Option<bool>) {
+    use std::net::IpAddr;
+    let sess = match sessions.lookup_teid(t.outer_dst, t.header.teid, ts) {
+        TeidState::Known(sess) => sess,
+        TeidState::Unknown => return (SessionState::Unknown, None, None),
+        TeidState::Unmapped => return (SessionState::Unmapped, None, None),
+    };
+    let uplink = sess
+        .direction_of(t.outer_dst, t.header.teid)
+        .map(|d| d == crate::session::Direction::Uplink);
+    let ue = match uplink.or(t.uplink) {
+        Some(true) => inner_src,
+        Some(false) => inner_dst,
+        None => return (SessionState::Known, Some((sess.cp_seid, sess.origin)), uplink),
+    };
+    let matches = match ue {
+        IpAddr::V4(a) => sess.ue_ipv4.is_none_or(|u| u == a),
+        IpAddr::V6(a) => sess.ue_ipv6.is_none_or(|u| {
+            // Open5GS sends no prefix length: the UE's /64 (TS 23.501 §5.8.2.2.3).
+            let bits = match sess.ue_ipv6_prefix_len {
+                0 => 64,
+                n => u32::from(n.min(128)),
+            };
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(u) & mask == u128::from(a) & mask
+        }),
+    };
+    let state = if !inner_decoded || matches {
+        SessionState::Known
+    } else {
+        SessionState::UeMismatch
+    };
+    (state, Some((sess.cp_seid, sess.origin)), uplink)
 }
 
 /// Walk the chunks of the SCTP packet in `ip_bytes` (RFC 9260 §3, at most
@@ -478,20 +527,21 @@ impl Engine {
             }
         };
         s.transports[ti] += 1;
+        let session = match pkt.tunnel.as_mut() {
+            Some(t) if t.header.message_type == gtpu::MSG_GPDU => {
+                let (state, seid, uplink) = tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts);
+                t.uplink = uplink.or(t.uplink);
+                s.gtpu_session_lookups[state as usize - 1] += 1;
+                Some((state, seid))
+            }
+            _ => None,
+        };
         let (key, a_to_b) = FlowKey::of_packet(&pkt);
         let (wanted, ended) = (self.flow_records, &mut self.ended);
         let u = self
             .flows
             .update(&pkt, &key, a_to_b, ts, &mut |f, r| note_end(wanted, ended, f, r));
-        if let Some(t) = pkt.tunnel.as_ref().filter(|t| t.header.message_type == gtpu::MSG_GPDU) {
-            // The receiving endpoint allocated the TEID (TS 29.281 §5.1), so the lookup is
-            // keyed by the outer destination.
-            let (state, seid) = match self.sessions.lookup_teid(t.outer_dst, t.header.teid, ts) {
-                TeidState::Known(sess) => (SessionState::Known, Some(sess.cp_seid)),
-                TeidState::Unknown => (SessionState::Unknown, None),
-                TeidState::Unmapped => (SessionState::Unmapped, None),
-            };
-            self.stats.gtpu_session_lookups[state as usize - 1] += 1;
+        if let Some((state, seid)) = session {
             if let Some(f) = self.flows.get_mut(u.slot) {
                 f.set_session(state, seid);
             }

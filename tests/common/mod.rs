@@ -103,6 +103,8 @@ pub fn run_engine(cfg: &Config, path: &Path) -> Run {
 
 /// One frame of a capture, copied out of the reader.
 pub struct OwnedFrame {
+    /// Capture timestamp, ns since the Unix epoch.
+    pub ts_ns: u64,
     /// Link type.
     pub linktype: LinkType,
     /// Captured bytes.
@@ -116,6 +118,7 @@ pub fn frames(path: &Path) -> Vec<OwnedFrame> {
         .and_then(|mut s| {
             s.for_each(|f| {
                 out.push(OwnedFrame {
+                    ts_ns: f.ts_ns,
                     linktype: f.linktype,
                     data: f.data.to_vec(),
                 })
