@@ -349,10 +349,15 @@ impl SessionTable {
         }
         let ebi_hint = valid_ebi(sum.ebi).or_else(|| bearer_contexts(m.ies).find_map(|(e, _)| valid_ebi(e)));
         if let Some(req) = request_of(t) {
+            // Only the matching request type is consumed: a response of another type with the
+            // same peers and sequence number leaves the request waiting for its answer.
+            let k = (dst, src, sum.sequence);
             let p = self
                 .gtpc_pending
-                .remove(&(dst, src, sum.sequence))
-                .filter(|p| p.msg_type == req);
+                .get(&k)
+                .is_some_and(|p| p.msg_type == req)
+                .then(|| self.gtpc_pending.remove(&k))
+                .flatten();
             match p {
                 Some(p) if t != gtpv2c::MSG_ECHO_RESPONSE => self.on_gtpc_response(src, dst, m, sum, p, ebi_hint, ts),
                 Some(_) => {}

@@ -743,8 +743,17 @@ impl SessionTable {
             self.on_recovery(src, r);
         }
         let seid = h.seid.unwrap_or(0);
+        // A response answers the request seen from its destination to its source with the
+        // same sequence number and the type before it (TS 29.244 Table 7.3-1: every request
+        // type is followed by its response type); any other response leaves that entry.
         let pending = if t.is_response() {
-            let p = self.pending.remove(&(dst, src, h.sequence));
+            let k = (dst, src, h.sequence);
+            let p = self
+                .pending
+                .get(&k)
+                .is_some_and(|p| u16::from(p.msg_type.0) + 1 == u16::from(t.0))
+                .then(|| self.pending.remove(&k))
+                .flatten();
             if p.is_none() {
                 self.stats.unmatched_responses += 1;
             }
