@@ -10,7 +10,8 @@
 //!   ([`Session::cp_seid`]); the first Bearer Context's EBI (§8.8) is the default bearer; on
 //!   S5/S8 the Bearer Context carries the SGW's S5/S8-U F-TEID (interface type 4).
 //! - **Create Session Response** (§7.2.2) is matched to its request by (peer pair, sequence
-//!   number), else by its header TEID (= the requester's control TEID). A Cause (§8.4) outside
+//!   number, type); like every response, an unmatched one is counted and changes nothing
+//!   (see the [module](super) documentation for the trade-off). A Cause (§8.4) outside
 //!   the acceptance range 16-63 removes the session. Otherwise it gives the responder's
 //!   control F-TEID, the PDN Address Allocation (§8.14: UE IPv4 address and/or IPv6 prefix)
 //!   and, in Bearer Contexts created, the user-plane F-TEIDs: type 1 S1-U SGW (uplink on
@@ -33,10 +34,12 @@
 //! connection are first two sessions (two requesters); when the S11 Create Session Response
 //! names the PGW's S5/S8 control F-TEID that the S5/S8 half already holds (same interface
 //! type, same default EBI, same UE address), the S5/S8 half is folded into the S11 one
-//! ([`SessionStats::merged`]).
+//! ([`SessionStats::merged`](super::SessionStats::merged)).
 //!
-//! Retransmissions (same peer pair, sequence number and type within the dedup window, TS
-//! 29.274 §7.6) are counted once and not re-applied. Everything is bounded like the PFCP side.
+//! Retransmissions (same peer pair, sequence number, type and octets within the dedup window,
+//! TS 29.274 §7.6) are counted once and not re-applied. Everything is bounded like the PFCP
+//! side; a session indexes at most [`MAX_TEID_KEYS_PER_SESSION`](super::MAX_TEID_KEYS_PER_SESSION)
+//! user-plane tunnel keys.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;

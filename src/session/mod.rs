@@ -13,8 +13,16 @@
 //! at the UPF's N3 address, the downlink TEID at the gNB's), so the index is keyed by both.
 //! That lookup is one hash probe and never allocates.
 //!
-//! Everything is bounded: sessions (LRU eviction by last PFCP activity), the request/response
-//! matcher, the retransmission filter, the peers, and the rules kept per session.
+//! Everything is bounded: sessions (LRU eviction by last activity, sessions never answered
+//! first), the request/response matcher, the retransmission filter, the peers, the rules and
+//! tunnel keys kept per session, and the owners remembered per tunnel key.
+//!
+//! Responses change sessions only when they answer a request seen before (same sequence
+//! number, from the request's destination to its source, the matching type): anyone can put
+//! a response on the wire. The trade-off: when the capture misses a request, its response is
+//! only counted ([`SessionStats::unmatched_responses`]) and the session stays as it was until
+//! a later procedure, eviction, a peer restart or a daemon restart. Retransmissions are
+//! recognised by identical octets, not only by sequence number and type.
 //!
 //! 4G and NSA cores feed the same table through [`SessionTable::on_gtpv2c`] (GTPv2-C, TS
 //! 29.274, on S11 and S5/S8): one [`Session`] per PDN connection, with
@@ -52,7 +60,16 @@ const TEID_OWNERS: usize = 3;
 /// Sizes and times of a [`SessionTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Most sessions kept; the least recently active one is evicted to make room.
+    /// Most sessions kept. To make room, the least recently active session not yet
+    /// established (a request nobody answered) is evicted first, then the least recently
+    /// active established one.
+    ///
+    /// Memory (release build, measured as replay RSS over a near-empty baseline): about
+    /// 1.5 KB per established PFCP session (100 000 sessions with one UE address and two
+    /// tunnel keys each: 154 MB RSS), about 1.45 KB per unanswered Establishment Request from
+    /// a random source, and at most about 4.8 KB per GTPv2-C PDN connection with 15 bearers
+    /// × 4 F-TEIDs (IPv4+IPv6), whose tunnel keys are capped at
+    /// [`MAX_TEID_KEYS_PER_SESSION`]. The default 100 000 thus needs roughly 150-500 MB.
     pub capacity: usize,
     /// Nanoseconds after the first packet the table saw during which a TEID without PFCP
     /// state is [`TeidState::Unknown`] (the session may predate the capture) rather than
