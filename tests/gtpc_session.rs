@@ -665,3 +665,167 @@ proptest! {
         let _ = t.stats();
     }
 }
+
+// ---- adversarial captures (forged or unanswered messages) ----
+
+#[test]
+fn unmatched_gtpv2c_responses_change_nothing() {
+    let att = [6, 6, 6, 6];
+    let mut t = SessionTable::new(SessionConfig {
+        learning_period_ns: 0,
+        ..SessionConfig::default()
+    });
+    establish(&mut t, 1, 0x40, SGW, SEC);
+    let mb = bearer_context(5, &fteid(0, 0, 0x99, ENB));
+    t.on_gtpv2c(v4(MME), v4(SGW), &msg(34, Some(0x40), 2, &mb), SEC)
+        .unwrap();
+    t.on_gtpv2c(v4(SGW), v4(MME), &msg(35, Some(0x40), 2, &cause(16)), SEC)
+        .unwrap();
+    // No request seen for any of these: Delete Session, Delete Bearer (default bearer),
+    // Release Access Bearers, a rejecting Create Session Response; then a Delete Session
+    // Response from another node answering a real request's sequence number.
+    let forged = [
+        msg(37, Some(0x40), 10, &cause(16)),
+        msg(100, Some(0x40), 11, &[cause(16), ie(73, 0, &[5])].concat()),
+        msg(171, Some(0x40), 12, &cause(16)),
+        cs_response(13, 0x40, 0x40, 0x77, 0x40, 64, SGW),
+    ];
+    for m in &forged {
+        t.on_gtpv2c(v4(SGW), v4(MME), m, 2 * SEC).unwrap();
+    }
+    t.on_gtpv2c(v4(MME), v4(SGW), &msg(36, Some(0x40), 14, &ie(73, 0, &[5])), 2 * SEC)
+        .unwrap();
+    t.on_gtpv2c(v4(att), v4(MME), &msg(37, Some(0x40), 14, &cause(16)), 2 * SEC)
+        .unwrap();
+    // A Delete Bearer Response with the Delete Session Request's sequence number: wrong type.
+    t.on_gtpv2c(v4(SGW), v4(MME), &msg(100, Some(0x40), 14, &cause(16)), 2 * SEC)
+        .unwrap();
+    let s = t.stats();
+    assert_eq!((s.active, s.deleted, s.rejected), (1, 0, 0));
+    assert_eq!((s.unmatched_responses, s.unknown_session), (6, 0));
+    for (node, teid) in [(ENB, 0x99), (SGW_U, S1U_0X40)] {
+        assert!(matches!(t.lookup_teid(v4(node), teid, 2 * SEC), TeidState::Known(_)));
+    }
+    // The real Delete Session Response still finds its request.
+    t.on_gtpv2c(v4(SGW), v4(MME), &msg(37, Some(0x40), 14, &cause(16)), 3 * SEC)
+        .unwrap();
+    let s = t.stats();
+    assert_eq!((s.active, s.deleted, s.unmatched_responses), (0, 1, 6));
+}
+
+#[test]
+fn forged_gtpv2c_request_reusing_a_sequence_number_does_not_suppress_the_real_one() {
+    let mut t = SessionTable::new(SessionConfig::default());
+    // IE-less Create Session Requests (malformed: no Sender F-TEID) with the MME's next
+    // sequence numbers, and a well-formed forged one for sequence 12.
+    for seq in 10..20 {
+        t.on_gtpv2c(v4(MME), v4(SGW), &msg(32, Some(0), seq, &[]), SEC).unwrap();
+    }
+    t.on_gtpv2c(v4(MME), v4(SGW), &cs_request(12, 0xbad), SEC).unwrap();
+    assert_eq!((t.stats().malformed, t.len()), (10, 1));
+    for n in 10..13u32 {
+        establish(&mut t, n, n, SGW, 2 * SEC);
+    }
+    let s = t.stats();
+    assert_eq!((s.retransmissions, s.established, s.active), (0, 3, 4));
+    for n in 10..13u32 {
+        let TeidState::Known(x) = t.lookup_teid(v4(SGW_U), 100 + n, 2 * SEC) else {
+            panic!("S1-U {n} not mapped")
+        };
+        assert_eq!((x.cp_seid, x.established), (u64::from(n), true));
+    }
+    // A true retransmission (same octets) is still one.
+    t.on_gtpv2c(v4(MME), v4(SGW), &cs_request(12, 12), 3 * SEC).unwrap();
+    assert_eq!((t.stats().retransmissions, t.stats().replaced), (1, 0));
+}
+
+#[test]
+fn gtpv2c_recovery_of_a_peer_without_sessions_purges_nothing() {
+    let mut t = SessionTable::new(SessionConfig::default());
+    let other_sgw = [10, 0, 0, 13];
+    for n in 1..=6u32 {
+        establish(&mut t, n, n, if n % 3 == 0 { other_sgw } else { SGW }, SEC);
+    }
+    for j in 0..1000u32 {
+        t.on_gtpv2c(v4([9, 9, 9, 9]), v4(SGW), &echo(j, (j & 1) as u8, false), 2 * SEC)
+            .unwrap();
+    }
+    let s = t.stats();
+    assert_eq!((s.peer_restarts, s.purged_by_restart, s.active), (999, 0, 6));
+    t.on_gtpv2c(v4(other_sgw), v4(MME), &echo(1, 1, false), 3 * SEC)
+        .unwrap();
+    t.on_gtpv2c(v4(other_sgw), v4(MME), &echo(2, 2, false), 3 * SEC)
+        .unwrap();
+    let s = t.stats();
+    assert_eq!((s.peer_restarts, s.purged_by_restart, s.active), (1000, 2, 4));
+    // Every session has the MME and the SGW as nodes.
+    assert_eq!(t.index_sizes().by_peer, 8);
+}
+
+/// Create Bearer Request from the SGW on MME tunnel `n`: 15 bearers × one F-TEID of type
+/// `iftype` (TEID `iftype << 8 | ebi` at 10.`iftype`.0.`ebi`).
+fn fat_bearers(seq: u32, n: u32, iftype: u8) -> Vec<u8> {
+    let bcs: Vec<u8> = (1..=15u8)
+        .flat_map(|e| {
+            bearer_context(
+                e,
+                &fteid(0, iftype, u32::from(iftype) << 8 | u32::from(e), [10, iftype, 0, e]),
+            )
+        })
+        .collect();
+    msg(95, Some(n), seq, &bcs)
+}
+
+#[test]
+fn tunnel_keys_per_session_are_capped_and_release_access_bearers_drops_only_enb_keys() {
+    let mut t = SessionTable::new(SessionConfig {
+        learning_period_ns: 0,
+        ..SessionConfig::default()
+    });
+    establish(&mut t, 1, 0x40, SGW, SEC);
+    for (seq, iftype) in [(2, 1), (3, 4), (4, 5), (5, 0)] {
+        t.on_gtpv2c(v4(SGW), v4(MME), &fat_bearers(seq, 0x40, iftype), SEC)
+            .unwrap();
+    }
+    // 15 bearers × 4 F-TEIDs = 60 keys; bearer 5's S1-U SGW F-TEID of the Create Session
+    // Response was replaced by the one above.
+    let s = t.stats();
+    assert_eq!(t.index_sizes().teids, 16);
+    assert_eq!(s.teid_keys_dropped, 60 - 16);
+    let x = t.sessions().next().expect("one session");
+    assert_eq!(x.bearer_ebis().count(), 15);
+    // The default bearer's four endpoints are indexed first.
+    for iftype in [0u8, 1, 4, 5] {
+        let (a, teid) = ([10, iftype, 0, 5], u32::from(iftype) << 8 | 5);
+        assert!(
+            matches!(t.lookup_teid(v4(a), teid, SEC), TeidState::Known(_)),
+            "type {iftype}"
+        );
+    }
+    // Release Access Bearers: the indexed eNodeB keys (type 0) go, nothing else.
+    let enb_indexed = (1..=15u8)
+        .filter(|e| {
+            matches!(
+                t.lookup_teid(v4([10, 0, 0, *e]), u32::from(*e), SEC),
+                TeidState::Known(_)
+            )
+        })
+        .count();
+    assert!(enb_indexed >= 1);
+    t.on_gtpv2c(v4(MME), v4(SGW), &msg(170, Some(0x40), 6, &[]), 2 * SEC)
+        .unwrap();
+    t.on_gtpv2c(v4(SGW), v4(MME), &msg(171, Some(0x40), 6, &cause(16)), 2 * SEC)
+        .unwrap();
+    assert_eq!(t.index_sizes().teids, 16 - enb_indexed);
+    for e in 1..=15u8 {
+        assert!(matches!(
+            t.lookup_teid(v4([10, 0, 0, e]), u32::from(e), 2 * SEC),
+            TeidState::Unmapped
+        ));
+    }
+    assert!(matches!(
+        t.lookup_teid(v4([10, 1, 0, 5]), 0x105, 2 * SEC),
+        TeidState::Known(_)
+    ));
+    assert_eq!(t.stats().teid_keys_dropped, 44);
+}

@@ -709,3 +709,315 @@ fn rawip_capture_session_table_state() {
     // No Recovery Time Stamp in this capture (tshark: recovery_time_stamps_unix is empty).
     assert!(t.peer_recovery(ip("127.0.0.1")).is_none());
 }
+
+// ---- adversarial captures (forged or unanswered messages) ----
+
+/// Establishment Response (cause 1 "Request accepted") to `cp_seid` with UP F-SEID `up_seid`.
+fn est_response(seq: u32, cp_seid: u64, up_seid: u64) -> Vec<u8> {
+    let mut b = ie_b(ie::CAUSE, &[1]);
+    b.extend(f_seid_v4(up_seid, UPF));
+    msg(51, Some(cp_seid), seq, &b)
+}
+
+#[test]
+fn establishment_responses_with_new_up_fseids_keep_one_index_entry_per_session() {
+    let mut t = SessionTable::new(SessionConfig::default());
+    t.on_pfcp(v4(SMF), v4(UPF), &establishment(1, 5, 100, 200, 1), SEC)
+        .unwrap();
+    t.on_pfcp(v4(UPF), v4(SMF), &est_response(1, 5, 0x50), SEC).unwrap();
+    // 1000 more responses with new sequence numbers and new UP F-SEIDs: no request matches.
+    for i in 0..1000u32 {
+        t.on_pfcp(v4(UPF), v4(SMF), &est_response(2 + i, 5, 0x1000 + u64::from(i)), SEC)
+            .unwrap();
+    }
+    let s = t.stats();
+    assert_eq!((s.active, s.established, s.unmatched_responses), (1, 1, 1000));
+    assert_eq!(t.index_sizes().by_up, 1);
+    assert_eq!(t.sessions().next().and_then(|x| x.up_seid), Some(0x50));
+    // Re-establishing the same CP SEID 300 times (each answered with a new UP F-SEID) replaces
+    // the session and its by_up key each time.
+    for i in 0..300u32 {
+        t.on_pfcp(v4(SMF), v4(UPF), &establishment(2000 + i, 5, 100, 200, 1), 2 * SEC)
+            .unwrap();
+        t.on_pfcp(
+            v4(UPF),
+            v4(SMF),
+            &est_response(2000 + i, 5, 0x9000 + u64::from(i)),
+            2 * SEC,
+        )
+        .unwrap();
+    }
+    let s = t.stats();
+    assert_eq!((s.active, s.replaced, s.established), (1, 300, 301));
+    let ix = t.index_sizes();
+    assert_eq!((ix.by_up, ix.by_cp, ix.teids, ix.ues), (1, 1, 2, 1));
+    // A Modification Request reaches the session only by its current UP SEID.
+    t.on_pfcp(v4(SMF), v4(UPF), &msg(52, Some(0x50), 3000, &[]), 3 * SEC)
+        .unwrap();
+    assert_eq!(t.stats().unknown_session, 1);
+    t.on_pfcp(v4(SMF), v4(UPF), &msg(52, Some(0x9000 + 299), 3001, &[]), 3 * SEC)
+        .unwrap();
+    assert_eq!(t.stats().unknown_session, 1);
+}
+
+#[test]
+fn unmatched_session_responses_change_nothing() {
+    let att = [6, 6, 6, 6];
+    let mut t = SessionTable::new(SessionConfig::default());
+    t.on_pfcp(v4(SMF), v4(UPF), &establishment(1, 5, 100, 200, 1), SEC)
+        .unwrap();
+    // A rejecting Establishment Response from another address, and one to another address.
+    let reject = msg(51, Some(5), 1, &ie_b(ie::CAUSE, &[64]));
+    t.on_pfcp(v4(att), v4(SMF), &reject, SEC).unwrap();
+    t.on_pfcp(v4(UPF), v4(att), &reject, SEC).unwrap();
+    // A Deletion Response and a Modification Response with the CP SEID, no request seen.
+    t.on_pfcp(v4(UPF), v4(SMF), &msg(55, Some(5), 7, &ie_b(ie::CAUSE, &[1])), SEC)
+        .unwrap();
+    t.on_pfcp(v4(UPF), v4(SMF), &msg(53, Some(5), 8, &ie_b(ie::CAUSE, &[1])), SEC)
+        .unwrap();
+    // A Deletion Response answering the Establishment Request's sequence number: wrong type.
+    t.on_pfcp(v4(UPF), v4(SMF), &msg(55, Some(5), 1, &ie_b(ie::CAUSE, &[1])), SEC)
+        .unwrap();
+    let s = t.stats();
+    assert_eq!((s.active, s.rejected, s.deleted, s.established), (1, 0, 0, 0));
+    // The one to 6.6.6.6 names a CP SEID no session of that node has.
+    assert_eq!((s.unmatched_responses, s.unknown_session), (5, 1));
+    assert!(matches!(t.lookup_teid(v4(UPF), 100, SEC), TeidState::Known(_)));
+    // The real response still finds its request.
+    t.on_pfcp(v4(UPF), v4(SMF), &est_response(1, 5, 0x55), SEC).unwrap();
+    // Deletion: request then response removes it; a second response (unmatched) does not
+    // touch the next session.
+    t.on_pfcp(v4(SMF), v4(UPF), &establishment(2, 6, 101, 201, 2), SEC)
+        .unwrap();
+    t.on_pfcp(v4(UPF), v4(SMF), &est_response(2, 6, 0x66), SEC).unwrap();
+    t.on_pfcp(v4(SMF), v4(UPF), &msg(54, Some(0x55), 3, &[]), SEC).unwrap();
+    let del_rsp = msg(55, Some(5), 3, &ie_b(ie::CAUSE, &[1]));
+    t.on_pfcp(v4(UPF), v4(SMF), &del_rsp, SEC).unwrap();
+    t.on_pfcp(v4(UPF), v4(SMF), &msg(55, Some(6), 3, &ie_b(ie::CAUSE, &[1])), SEC)
+        .unwrap();
+    let s = t.stats();
+    assert_eq!(
+        (s.active, s.established, s.deleted, s.unmatched_responses),
+        (1, 2, 1, 6)
+    );
+    assert_eq!(t.sessions().next().map(|x| x.cp_seid), Some(6));
+    assert!(matches!(t.lookup_teid(v4(UPF), 101, SEC), TeidState::Known(_)));
+}
+
+#[test]
+fn forged_message_reusing_a_sequence_number_does_not_suppress_the_real_one() {
+    let mut t = SessionTable::new(SessionConfig::default());
+    // Forged, IE-less Establishment Requests with the SMF's next sequence numbers (malformed:
+    // no CP F-SEID), and a forged well-formed one for sequence 12.
+    for seq in 10..20 {
+        t.on_pfcp(v4(SMF), v4(UPF), &msg(50, Some(0), seq, &[]), SEC).unwrap();
+    }
+    t.on_pfcp(v4(SMF), v4(UPF), &establishment(12, 0xbad, 900, 901, 99), SEC)
+        .unwrap();
+    assert_eq!((t.stats().malformed, t.len()), (10, 1));
+    // The real establishments with those sequence numbers are applied, and answered.
+    for seq in 10..13u32 {
+        let cp = u64::from(seq);
+        t.on_pfcp(
+            v4(SMF),
+            v4(UPF),
+            &establishment(seq, cp, seq, 100 + seq, seq as u8),
+            2 * SEC,
+        )
+        .unwrap();
+        t.on_pfcp(v4(UPF), v4(SMF), &est_response(seq, cp, 0x100 + cp), 2 * SEC)
+            .unwrap();
+    }
+    let s = t.stats();
+    assert_eq!((s.retransmissions, s.established, s.active), (0, 3, 4));
+    for seq in 10..13u32 {
+        let TeidState::Known(x) = t.lookup_teid(v4(UPF), seq, 2 * SEC) else {
+            panic!("TEID {seq} not mapped")
+        };
+        assert_eq!((x.cp_seid, x.established), (u64::from(seq), true));
+    }
+    // A true retransmission (same octets) is still one.
+    t.on_pfcp(v4(SMF), v4(UPF), &establishment(12, 12, 12, 112, 12), 3 * SEC)
+        .unwrap();
+    assert_eq!((t.stats().retransmissions, t.stats().replaced), (1, 0));
+}
+
+#[test]
+fn recovery_of_a_peer_without_sessions_purges_nothing_and_purges_are_exact() {
+    let mut t = SessionTable::new(SessionConfig::default());
+    let (upf2, stranger) = ([10, 0, 0, 8], [9, 9, 9, 9]);
+    for i in 0..50u32 {
+        let upf = if i % 5 == 0 { upf2 } else { UPF };
+        t.on_pfcp(
+            v4(SMF),
+            v4(upf),
+            &establishment(i, u64::from(i), i, 1000 + i, i as u8),
+            SEC,
+        )
+        .unwrap();
+    }
+    assert_eq!(t.index_sizes().by_peer, 100);
+    // 1000 Heartbeats with alternating Recovery Time Stamps from a node with no sessions.
+    for j in 0..1000u32 {
+        t.on_pfcp(
+            v4(stranger),
+            v4(UPF),
+            &heartbeat(j, 0xe000_0000 + (j & 1), false),
+            2 * SEC,
+        )
+        .unwrap();
+    }
+    let s = t.stats();
+    assert_eq!((s.peer_restarts, s.purged_by_restart, s.active), (999, 0, 50));
+    // The second UPF restarts: exactly its 10 sessions go.
+    t.on_pfcp(v4(upf2), v4(SMF), &heartbeat(1, 1, false), 3 * SEC).unwrap();
+    t.on_pfcp(v4(upf2), v4(SMF), &heartbeat(2, 2, false), 3 * SEC).unwrap();
+    let s = t.stats();
+    assert_eq!((s.peer_restarts, s.purged_by_restart, s.active), (1000, 10, 40));
+    assert_eq!(t.index_sizes().by_peer, 80);
+    // Then the SMF: the other 40; then again: nothing left to purge.
+    t.on_pfcp(v4(SMF), v4(UPF), &heartbeat(3, 1, false), 4 * SEC).unwrap();
+    t.on_pfcp(v4(SMF), v4(UPF), &heartbeat(4, 2, false), 4 * SEC).unwrap();
+    t.on_pfcp(v4(SMF), v4(UPF), &heartbeat(5, 3, false), 4 * SEC).unwrap();
+    let s = t.stats();
+    assert_eq!((s.peer_restarts, s.purged_by_restart, s.active), (1002, 50, 0));
+    let ix = t.index_sizes();
+    assert_eq!((ix.by_peer, ix.teids, ix.ues, ix.by_cp), (0, 0, 0, 0));
+}
+
+#[test]
+fn unanswered_requests_do_not_evict_established_sessions() {
+    let mut t = SessionTable::new(SessionConfig {
+        capacity: 4,
+        ..SessionConfig::default()
+    });
+    for (seq, cp) in [(1, 1), (2, 2)] {
+        t.on_pfcp(
+            v4(SMF),
+            v4(UPF),
+            &establishment(seq, cp, seq, 100 + seq, seq as u8),
+            SEC,
+        )
+        .unwrap();
+        t.on_pfcp(v4(UPF), v4(SMF), &est_response(seq, cp, 0x10 + cp), SEC)
+            .unwrap();
+    }
+    // 100 Establishment Requests nobody answers, from 100 sources.
+    for i in 0..100u32 {
+        let src = [172, 16, 0, i as u8];
+        t.on_pfcp(
+            v4(src),
+            v4(UPF),
+            &establishment(i, 0x1000 + u64::from(i), 500 + i, 600 + i, 200),
+            2 * SEC,
+        )
+        .unwrap();
+    }
+    let s = t.stats();
+    assert_eq!((s.active, s.evicted, s.established), (4, 98, 2));
+    let ix = t.index_sizes();
+    assert_eq!((ix.lru_established, ix.lru_pending, ix.by_peer), (2, 2, 8));
+    for teid in [1, 2] {
+        assert!(matches!(t.lookup_teid(v4(UPF), teid, 2 * SEC), TeidState::Known(x) if x.established));
+    }
+    // With only established sessions left to evict, the least recently active goes.
+    let cfg = SessionConfig {
+        capacity: 2,
+        ..SessionConfig::default()
+    };
+    let mut t = SessionTable::new(cfg);
+    for seq in 1..=3u32 {
+        let cp = u64::from(seq);
+        t.on_pfcp(
+            v4(SMF),
+            v4(UPF),
+            &establishment(seq, cp, seq, 100 + seq, seq as u8),
+            SEC,
+        )
+        .unwrap();
+        t.on_pfcp(v4(UPF), v4(SMF), &est_response(seq, cp, 0x10 + cp), SEC)
+            .unwrap();
+    }
+    let left: BTreeSet<u64> = t.sessions().map(|x| x.cp_seid).collect();
+    assert_eq!((left, t.stats().evicted), (BTreeSet::from([2, 3]), 1));
+}
+
+#[test]
+fn teid_take_over_is_counted_and_undone_when_the_new_owner_goes() {
+    let att = [6, 6, 6, 6];
+    let mut t = SessionTable::new(SessionConfig::default());
+    t.on_pfcp(v4(SMF), v4(UPF), &establishment(1, 1, 100, 200, 1), SEC)
+        .unwrap();
+    t.on_pfcp(v4(UPF), v4(SMF), &est_response(1, 1, 0x11), SEC).unwrap();
+    // A forged Establishment Request from another node claims the UL TEID 100 at the UPF.
+    t.on_pfcp(v4(att), v4(UPF), &establishment(7, 0xdead, 100, 999, 1), 2 * SEC)
+        .unwrap();
+    assert_eq!(t.stats().teid_conflicts, 1, "UL TEID 100 (DL 999 was free)");
+    assert!(matches!(t.lookup_teid(v4(UPF), 100, 2 * SEC), TeidState::Known(x) if x.cp_seid == 0xdead));
+    // The thief goes (its rejecting response, answering its request): the key comes back.
+    t.on_pfcp(
+        v4(UPF),
+        v4(att),
+        &msg(51, Some(0xdead), 7, &ie_b(ie::CAUSE, &[64])),
+        3 * SEC,
+    )
+    .unwrap();
+    assert!(matches!(t.lookup_teid(v4(UPF), 100, 3 * SEC), TeidState::Known(x) if x.cp_seid == 1));
+    assert_eq!(
+        t.lookup_ue(ip("10.60.0.1")).map(|x| x.cp_seid),
+        None,
+        "UE key not restored"
+    );
+    // A gNB reusing DL TEID 200 for a new session: newest wins, the older one gets it back.
+    t.on_pfcp(v4(SMF), v4(UPF), &establishment(2, 2, 101, 200, 2), 4 * SEC)
+        .unwrap();
+    assert_eq!(t.stats().teid_conflicts, 2);
+    let gnb = ip("10.0.0.2");
+    assert!(matches!(t.lookup_teid(gnb, 200, 4 * SEC), TeidState::Known(x) if x.cp_seid == 2));
+    t.on_pfcp(v4(SMF), v4(UPF), &heartbeat(9, 1, false), 4 * SEC).unwrap();
+    t.on_pfcp(v4(UPF), v4(SMF), &est_response(2, 2, 0x22), 4 * SEC).unwrap();
+    t.on_pfcp(v4(SMF), v4(UPF), &msg(54, Some(0x22), 3, &[]), 5 * SEC)
+        .unwrap();
+    t.on_pfcp(v4(UPF), v4(SMF), &msg(55, Some(2), 3, &ie_b(ie::CAUSE, &[1])), 5 * SEC)
+        .unwrap();
+    assert_eq!(t.stats().deleted, 1);
+    assert!(matches!(t.lookup_teid(gnb, 200, 5 * SEC), TeidState::Known(x) if x.cp_seid == 1));
+    // A re-index of the older owner (Modification) does not take a key back from a newer one.
+    t.on_pfcp(v4(SMF), v4(UPF), &establishment(4, 3, 102, 200, 3), 6 * SEC)
+        .unwrap();
+    t.on_pfcp(v4(SMF), v4(UPF), &msg(52, Some(0x11), 5, &[]), 6 * SEC)
+        .unwrap();
+    assert!(matches!(t.lookup_teid(gnb, 200, 6 * SEC), TeidState::Known(x) if x.cp_seid == 3));
+    assert_eq!(t.stats().teid_conflicts, 3);
+    // The owner stack is bounded (3): with 2 more claimants session 1 falls off.
+    for (seq, cp) in [(5, 4), (6, 5)] {
+        t.on_pfcp(
+            v4(SMF),
+            v4(UPF),
+            &establishment(seq, cp, 100 + seq, 200, cp as u8),
+            7 * SEC,
+        )
+        .unwrap();
+    }
+    for cp in [5, 4] {
+        assert!(matches!(t.lookup_teid(gnb, 200, 7 * SEC), TeidState::Known(x) if x.cp_seid == cp));
+        let seid = t.session_by_cp_seid(v4(SMF), cp).map(|x| x.cp_seid);
+        assert_eq!(seid, Some(cp));
+        // Rejected: removed.
+        t.on_pfcp(
+            v4(UPF),
+            v4(SMF),
+            &msg(51, Some(cp), cp as u32 + 1, &ie_b(ie::CAUSE, &[64])),
+            7 * SEC,
+        )
+        .unwrap();
+    }
+    assert!(matches!(t.lookup_teid(gnb, 200, 7 * SEC), TeidState::Known(x) if x.cp_seid == 3));
+    t.on_pfcp(v4(UPF), v4(SMF), &msg(51, Some(3), 4, &ie_b(ie::CAUSE, &[64])), 7 * SEC)
+        .unwrap();
+    assert!(
+        matches!(t.lookup_teid(gnb, 200, 7 * SEC), TeidState::Unknown),
+        "session 1 fell off the bounded owner stack"
+    );
+    assert_eq!(t.stats().teid_conflicts, 5);
+}

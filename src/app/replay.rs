@@ -61,7 +61,8 @@ pub struct ReplaySummary {
     pub gtpc: std::collections::BTreeMap<String, u64>,
     /// PFCP session table at the end: `active`, `established`, `deleted`, `evicted`,
     /// `purged_by_restart`, `rejected`, `replaced`, `retransmissions`, `peer_restarts`,
-    /// `unmatched_responses`, `unknown_session`, `malformed`.
+    /// `unmatched_responses`, `unknown_session`, `malformed`, `teid_conflicts`,
+    /// `teid_keys_dropped`.
     pub sessions: std::collections::BTreeMap<String, u64>,
     /// Whole NGAP messages by `procedure/pdu_choice`, non-zero only.
     pub ngap: std::collections::BTreeMap<String, u64>,
@@ -158,6 +159,8 @@ impl ReplaySummary {
                     ("unmatched_responses", t.unmatched_responses),
                     ("unknown_session", t.unknown_session),
                     ("malformed", t.malformed),
+                    ("teid_conflicts", t.teid_conflicts),
+                    ("teid_keys_dropped", t.teid_keys_dropped),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))

@@ -10,7 +10,8 @@
 //!   ([`Session::cp_seid`]); the first Bearer Context's EBI (§8.8) is the default bearer; on
 //!   S5/S8 the Bearer Context carries the SGW's S5/S8-U F-TEID (interface type 4).
 //! - **Create Session Response** (§7.2.2) is matched to its request by (peer pair, sequence
-//!   number), else by its header TEID (= the requester's control TEID). A Cause (§8.4) outside
+//!   number, type); like every response, an unmatched one is counted and changes nothing
+//!   (see the [module](super) documentation for the trade-off). A Cause (§8.4) outside
 //!   the acceptance range 16-63 removes the session. Otherwise it gives the responder's
 //!   control F-TEID, the PDN Address Allocation (§8.14: UE IPv4 address and/or IPv6 prefix)
 //!   and, in Bearer Contexts created, the user-plane F-TEIDs: type 1 S1-U SGW (uplink on
@@ -33,11 +34,14 @@
 //! connection are first two sessions (two requesters); when the S11 Create Session Response
 //! names the PGW's S5/S8 control F-TEID that the S5/S8 half already holds (same interface
 //! type, same default EBI, same UE address), the S5/S8 half is folded into the S11 one
-//! ([`SessionStats::merged`]).
+//! ([`SessionStats::merged`](super::SessionStats::merged)).
 //!
-//! Retransmissions (same peer pair, sequence number and type within the dedup window, TS
-//! 29.274 §7.6) are counted once and not re-applied. Everything is bounded like the PFCP side.
+//! Retransmissions (same peer pair, sequence number, type and octets within the dedup window,
+//! TS 29.274 §7.6) are counted once and not re-applied. Everything is bounded like the PFCP
+//! side; a session indexes at most [`MAX_TEID_KEYS_PER_SESSION`](super::MAX_TEID_KEYS_PER_SESSION)
+//! user-plane tunnel keys.
 
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use super::{Session, SessionOrigin, SessionTable, TunnelEndpoint, MAX_PEERS};
@@ -210,6 +214,14 @@ fn fteid_addrs(f: &Fteid) -> impl Iterator<Item = IpAddr> {
     [f.ipv4.map(IpAddr::V4), f.ipv6.map(IpAddr::V6)].into_iter().flatten()
 }
 
+/// The index keys (address, TEID) of a tunnel endpoint.
+fn fteid_keys(e: TunnelEndpoint) -> impl Iterator<Item = (IpAddr, u32)> {
+    [e.ipv4.map(IpAddr::V4), e.ipv6.map(IpAddr::V6)]
+        .into_iter()
+        .flatten()
+        .map(move |a| (a, e.teid))
+}
+
 fn valid_ebi(e: Option<u8>) -> Option<u8> {
     e.filter(|e| (1..=15).contains(e))
 }
@@ -317,32 +329,60 @@ impl SessionTable {
     fn on_gtpc_message(&mut self, src: IpAddr, dst: IpAddr, m: &Message<'_>, sum: &GtpcSummary, ts: u64) {
         let t = sum.message_type;
         self.stats.gtpc_messages[gtpv2c::message_index(t)] += 1;
-        let key = (src, dst, sum.sequence, t);
+        // The content hash covers the header TEID and the IEs: a retransmission repeats the
+        // message octet for octet (§7.6), a forged one reusing the sequence number does not.
+        let key = (src, dst, sum.sequence, t, self.content_hash.hash_one((sum.teid, m.ies)));
         if let Some(&prev) = self.gtpc_recent.get(&key) {
             if ts.saturating_sub(prev) <= self.cfg.dedup_window_ns {
                 self.stats.retransmissions += 1;
                 return;
             }
         }
-        self.gtpc_recent.insert(key, ts);
+        // Only a message that was read enters the filter (see the PFCP side).
+        if self.apply_gtpc_message(src, dst, m, sum, ts) {
+            self.gtpc_recent.insert(key, ts);
+        }
+    }
+
+    /// Apply one GTPv2-C message; false when it lacks a mandatory IE (counted as malformed).
+    fn apply_gtpc_message(&mut self, src: IpAddr, dst: IpAddr, m: &Message<'_>, sum: &GtpcSummary, ts: u64) -> bool {
+        let t = sum.message_type;
         if let Some(r) = sum.recovery {
             self.on_gtpc_recovery(src, r);
         }
         let ebi_hint = valid_ebi(sum.ebi).or_else(|| bearer_contexts(m.ies).find_map(|(e, _)| valid_ebi(e)));
         if let Some(req) = request_of(t) {
+            // Only the matching request type is consumed: a response of another type with the
+            // same peers and sequence number leaves the request waiting for its answer.
+            let k = (dst, src, sum.sequence);
             let p = self
                 .gtpc_pending
-                .remove(&(dst, src, sum.sequence))
-                .filter(|p| p.msg_type == req);
-            if p.is_none() {
-                self.stats.unmatched_responses += 1;
-            }
-            if t != gtpv2c::MSG_ECHO_RESPONSE {
-                self.on_gtpc_response(src, dst, m, sum, p, ebi_hint, ts);
+                .get(&k)
+                .is_some_and(|p| p.msg_type == req)
+                .then(|| self.gtpc_pending.remove(&k))
+                .flatten();
+            match p {
+                Some(p) if t != gtpv2c::MSG_ECHO_RESPONSE => self.on_gtpc_response(src, dst, m, sum, p, ebi_hint, ts),
+                Some(_) => {}
+                // Like PFCP (see `unmatched_response` there): a response without its request
+                // (seen from this response's destination to its source, same sequence number,
+                // the matching type) changes nothing; a header TEID naming no control tunnel is
+                // still counted as an unknown session.
+                None => {
+                    self.stats.unmatched_responses += 1;
+                    if t != gtpv2c::MSG_ECHO_RESPONSE
+                        && self.gtpc_lookup(dst, sum.teid.unwrap_or(0), ebi_hint).is_none()
+                    {
+                        self.stats.unknown_session += 1;
+                    }
+                }
             }
         } else if is_request(t) {
             let session = if t == gtpv2c::MSG_CREATE_SESSION_REQUEST {
-                self.gtpc_create_request(src, dst, m, sum, ts)
+                let Some(id) = self.gtpc_create_request(src, dst, m, sum, ts) else {
+                    return false;
+                };
+                Some(id)
             } else {
                 let id = self.gtpc_lookup(dst, sum.teid.unwrap_or(0), ebi_hint);
                 match id {
@@ -358,6 +398,7 @@ impl SessionTable {
             self.gtpc_pending
                 .insert((src, dst, sum.sequence), GtpcPending { msg_type: t, session });
         }
+        true
     }
 
     /// The session on control tunnel `(node, teid)`: the one with bearer `ebi` when given and
@@ -409,7 +450,7 @@ impl SessionTable {
         let mut s = Session::blank(SessionOrigin::Gtpv2c, u64::from(snd.teid), src, dst, ts);
         s.cp_ip = fteid_addrs(&snd).next().unwrap_or(src);
         s.ebi = ebi;
-        s.nodes = vec![src, dst];
+        s.nodes = if src == dst { vec![src] } else { vec![src, dst] };
         let id = self.insert_session(s);
         self.gtpc_update(id, src, dst, sum);
         Some(id)
@@ -422,20 +463,21 @@ impl SessionTable {
         dst: IpAddr,
         m: &Message<'_>,
         sum: &GtpcSummary,
-        pending: Option<GtpcPending>,
+        pending: GtpcPending,
         ebi_hint: Option<u8>,
         ts: u64,
     ) {
         let t = sum.message_type;
         let teid = sum.teid.unwrap_or(0);
-        let pending_session = pending.and_then(|p| p.session);
-        let id = pending_session
-            .filter(|id| self.sessions.contains_key(id))
-            .or_else(|| self.gtpc_lookup(dst, teid, ebi_hint));
+        let id = match pending.session {
+            Some(id) => Some(id).filter(|id| self.sessions.contains_key(id)),
+            // The request named no known tunnel: the response's header TEID may.
+            None => self.gtpc_lookup(dst, teid, ebi_hint),
+        };
         let Some(id) = id else {
             // A request whose session is already gone (e.g. the S11 Delete Session Response
             // after the S5/S8 one removed the PDN connection) is not an unknown session.
-            if pending_session.is_none() {
+            if pending.session.is_none() {
                 self.stats.unknown_session += 1;
             }
             return;
@@ -454,18 +496,12 @@ impl SessionTable {
                         s.up_seid = Some(u64::from(snd.teid));
                         s.up_ip = fteid_addrs(&snd).next().unwrap_or(src);
                     }
-                    for n in [src, dst] {
-                        if !s.nodes.contains(&n) && s.nodes.len() < MAX_NODES {
-                            s.nodes.push(n);
-                        }
-                    }
                 }
+                self.add_node(id, src);
+                self.add_node(id, dst);
                 self.gtpc_update(id, src, dst, sum);
-                if let Some(s) = self.sessions.get_mut(&id) {
-                    if !s.established {
-                        s.established = true;
-                        self.stats.established += 1;
-                    }
+                if self.mark_established(id) {
+                    self.stats.established += 1;
                 }
             }
             gtpv2c::MSG_DELETE_SESSION_RESPONSE => {
@@ -505,14 +541,18 @@ impl SessionTable {
                 if !ids.contains(&id) {
                     ids.push(id);
                 }
+                // Only the eNodeB keys go; the session's other keys stay as indexed.
                 for id in ids {
+                    let mut gone = Vec::new();
                     if let Some(s) = self.sessions.get_mut(&id) {
                         for b in &mut s.bearers {
-                            b.s1u_enb = None;
+                            if let Some(e) = b.s1u_enb.take() {
+                                gone.extend(fteid_keys(e));
+                            }
                         }
                         refresh_default(s);
                     }
-                    self.reindex(id);
+                    self.unindex_teids(id, &gone);
                 }
             }
             _ => {
@@ -667,13 +707,13 @@ impl SessionTable {
             }
             s.first_seen_ns = s.first_seen_ns.min(o.first_seen_ns);
             s.last_seen_ns = s.last_seen_ns.max(o.last_seen_ns);
-            s.established |= o.established;
-            for n in o.nodes {
-                if !s.nodes.contains(&n) && s.nodes.len() < MAX_NODES {
-                    s.nodes.push(n);
-                }
-            }
             refresh_default(s);
+        }
+        if o.established {
+            self.mark_established(keep);
+        }
+        for n in o.nodes {
+            self.add_node(keep, n);
         }
         for k in o.ctl_keys {
             self.index_ctl(keep, k);
@@ -685,16 +725,7 @@ impl SessionTable {
         match self.gtpc_peers.get(&peer).copied() {
             Some(old) if old != r => {
                 self.stats.peer_restarts += 1;
-                let gone: Vec<u64> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.origin == SessionOrigin::Gtpv2c && s.nodes.contains(&peer))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in gone {
-                    self.remove(id);
-                    self.stats.purged_by_restart += 1;
-                }
+                self.purge_peer(SessionOrigin::Gtpv2c, peer);
                 self.gtpc_peers.insert(peer, r);
             }
             Some(_) => {}

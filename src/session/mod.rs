@@ -13,16 +13,24 @@
 //! at the UPF's N3 address, the downlink TEID at the gNB's), so the index is keyed by both.
 //! That lookup is one hash probe and never allocates.
 //!
-//! Everything is bounded: sessions (LRU eviction by last PFCP activity), the request/response
-//! matcher, the retransmission filter, the peers, and the rules kept per session.
+//! Everything is bounded: sessions (LRU eviction by last activity, sessions never answered
+//! first), the request/response matcher, the retransmission filter, the peers, the rules and
+//! tunnel keys kept per session, and the owners remembered per tunnel key.
+//!
+//! Responses change sessions only when they answer a request seen before (same sequence
+//! number, from the request's destination to its source, the matching type): anyone can put
+//! a response on the wire. The trade-off: when the capture misses a request, its response is
+//! only counted ([`SessionStats::unmatched_responses`]) and the session stays as it was until
+//! a later procedure, eviction, a peer restart or a daemon restart. Retransmissions are
+//! recognised by identical octets, not only by sequence number and type.
 //!
 //! 4G and NSA cores feed the same table through [`SessionTable::on_gtpv2c`] (GTPv2-C, TS
 //! 29.274, on S11 and S5/S8): one [`Session`] per PDN connection, with
 //! [`SessionOrigin::Gtpv2c`], whose S1-U and S5/S8-U tunnel endpoints are indexed like the
 //! PFCP ones. See the [`gtpc`] module for the procedures read.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::hash::Hash;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::decode::pfcp::{self, ie, Interface, MessageType, MESSAGE_LABELS};
@@ -40,11 +48,28 @@ pub const MAX_RULES_PER_SESSION: usize = 64;
 pub const MAX_MESSAGES_PER_DATAGRAM: usize = 16;
 /// Most PFCP peers whose Recovery Time Stamp is tracked.
 pub const MAX_PEERS: usize = 4096;
+/// Most GTP-U tunnel keys (address, TEID) indexed per session. A GTPv2-C PDN connection
+/// can declare 15 bearers × 4 F-TEIDs × IPv4+IPv6 = 120; the default bearer's endpoints are
+/// indexed first, then the other bearers' in EBI order of arrival; the rest are counted in
+/// [`SessionStats::teid_keys_dropped`].
+pub const MAX_TEID_KEYS_PER_SESSION: usize = 16;
+/// Sessions remembered per tunnel key: the current owner (the newest declaration) and up
+/// to two earlier ones, which get the key back when the newer owner goes.
+const TEID_OWNERS: usize = 3;
 
 /// Sizes and times of a [`SessionTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Most sessions kept; the least recently active one is evicted to make room.
+    /// Most sessions kept. To make room, the least recently active session not yet
+    /// established (a request nobody answered) is evicted first, then the least recently
+    /// active established one.
+    ///
+    /// Memory (release build, measured as replay RSS over a near-empty baseline): about
+    /// 1.5 KB per established PFCP session (100 000 sessions with one UE address and two
+    /// tunnel keys each: 154 MB RSS), about 1.45 KB per unanswered Establishment Request from
+    /// a random source, and at most about 4.8 KB per GTPv2-C PDN connection with 15 bearers
+    /// × 4 F-TEIDs (IPv4+IPv6), whose tunnel keys are capped at
+    /// [`MAX_TEID_KEYS_PER_SESSION`]. The default 100 000 thus needs roughly 150-500 MB.
     pub capacity: usize,
     /// Nanoseconds after the first packet the table saw during which a TEID without PFCP
     /// state is [`TeidState::Unknown`] (the session may predate the capture) rather than
@@ -190,7 +215,13 @@ pub struct Session {
     pdrs: Vec<Pdr>,
     fars: Vec<Far>,
     lru_tick: u64,
+    /// The (address, TEID) keys this session declares (sorted), at most
+    /// [`MAX_TEID_KEYS_PER_SESSION`].
     teid_keys: Vec<(IpAddr, u32)>,
+    /// Keys beyond [`MAX_TEID_KEYS_PER_SESSION`] at the last re-index.
+    teid_dropped: u8,
+    /// The exact `by_up` key (UP packet address, UP SEID) this session indexed, if any.
+    up_key: Option<(IpAddr, u64)>,
     ue_keys: [Option<IpAddr>; 3],
     /// GTPv2-C: the bearers of the PDN connection (at most [`gtpc::MAX_BEARERS`]).
     bearers: Vec<Bearer>,
@@ -230,6 +261,8 @@ impl Session {
             fars: Vec::new(),
             lru_tick: 0,
             teid_keys: Vec::new(),
+            teid_dropped: 0,
+            up_key: None,
             ue_keys: [None; 3],
             bearers: Vec::new(),
             ctl_keys: Vec::new(),
@@ -283,14 +316,15 @@ impl Session {
         self.ue_ipv4.is_some() || self.ue_ipv6.is_some()
     }
 
-    fn wanted_teid_keys(&self) -> Vec<(IpAddr, u32)> {
-        let mut out = Vec::new();
+    /// The tunnel keys to index (sorted, distinct, at most [`MAX_TEID_KEYS_PER_SESSION`],
+    /// default bearer first) and how many were left out.
+    fn wanted_teid_keys(&self) -> (Vec<(IpAddr, u32)>, usize) {
+        let mut all: Vec<((IpAddr, u32), usize)> = Vec::new();
         let mut add = |e: Option<TunnelEndpoint>| {
             let Some(e) = e else { return };
             for a in [e.ipv4.map(IpAddr::V4), e.ipv6.map(IpAddr::V6)].into_iter().flatten() {
-                if !out.contains(&(a, e.teid)) {
-                    out.push((a, e.teid));
-                }
+                let rank = all.len();
+                all.push(((a, e.teid), rank));
             }
         };
         add(self.uplink);
@@ -303,7 +337,23 @@ impl Session {
             add(b.s5_sgw);
             add(b.s5_pgw);
         }
-        out
+        // Distinct keys, each at its first (highest priority) rank, then the first ones.
+        all.sort_unstable();
+        all.dedup_by_key(|e| e.0);
+        all.sort_unstable_by_key(|e| e.1);
+        let dropped = all.len().saturating_sub(MAX_TEID_KEYS_PER_SESSION);
+        all.truncate(MAX_TEID_KEYS_PER_SESSION);
+        let mut keys: Vec<(IpAddr, u32)> = all.into_iter().map(|e| e.0).collect();
+        keys.sort_unstable();
+        (keys, dropped)
+    }
+
+    /// Packet addresses of the peers whose restart ends this session: the CP and UP
+    /// functions for PFCP, the control nodes for GTPv2-C.
+    fn peers(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let pfcp = (self.origin == SessionOrigin::Pfcp).then_some([self.cp_peer, self.up_peer]);
+        let gtpc = (self.origin == SessionOrigin::Gtpv2c).then_some(self.nodes.iter().copied());
+        pfcp.into_iter().flatten().chain(gtpc.into_iter().flatten())
     }
 
     fn wanted_ue_keys(&self) -> [Option<IpAddr>; 3] {
@@ -352,6 +402,15 @@ pub struct SessionStats {
     pub peer_restarts: u64,
     /// Sessions removed by a rejecting Establishment Response.
     pub rejected: u64,
+    /// Tunnel keys (address, TEID) taken over by a session from a different live session
+    /// of the same origin ("newest wins"; the previous owner gets the key back when the new
+    /// one goes). Normal when a node reuses a TEID whose old session was never seen to end;
+    /// many of them suggest forged requests. A PFCP session and a GTPv2-C PDN connection
+    /// sharing an F-TEID (an SGW-U's Sxa session and its S11 bearer) are not counted.
+    pub teid_conflicts: u64,
+    /// Tunnel keys not indexed because a session declared more than
+    /// [`MAX_TEID_KEYS_PER_SESSION`] (counted when a session's overflow grows).
+    pub teid_keys_dropped: u64,
     /// Sessions replaced by a new Establishment Request with the same CP F-SEID.
     pub replaced: u64,
     /// Retransmitted messages (same peer pair, sequence number and type), not re-applied.
@@ -371,6 +430,28 @@ pub struct SessionStats {
     /// Messages (PFCP or GTPv2-C) that failed to decode (header or IE framing) or lack a
     /// mandatory IE.
     pub malformed: u64,
+}
+
+/// Entry counts of the indexes of a [`SessionTable`] (see [`SessionTable::index_sizes`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSizes {
+    /// (CP address, CP SEID) keys.
+    pub by_cp: usize,
+    /// (UP address, UP SEID) keys.
+    pub by_up: usize,
+    /// GTP-U tunnel keys (address, TEID).
+    pub teids: usize,
+    /// UE address keys.
+    pub ues: usize,
+    /// GTPv2-C control tunnel keys.
+    pub ctl: usize,
+    /// (peer, session) entries for Recovery purges.
+    pub by_peer: usize,
+    /// Established sessions in LRU order.
+    pub lru_established: usize,
+    /// Sessions not yet established in LRU order.
+    pub lru_pending: usize,
 }
 
 /// A map with a fixed capacity that forgets its oldest insertions first.
@@ -417,6 +498,29 @@ impl<K: Hash + Eq + Copy, V> Fifo<K, V> {
     }
 }
 
+/// Retransmission filter key: (source, destination, sequence number, message type, hash of
+/// the message). A retransmission repeats the message octet for octet (TS 29.244 §6.4, TS
+/// 29.274 §7.6), so a different message reusing the peers, sequence number and type (e.g.
+/// forged with a victim's upcoming sequence numbers) is not one.
+type DedupKey = (IpAddr, IpAddr, u32, u8, u64);
+
+/// Sessions declaring one tunnel key, the current owner first, then earlier owners, newest
+/// first; 0 marks an empty slot (session ids start at 1). Every id in it is a live session
+/// whose `teid_keys` hold the key.
+type Owners = [u64; TEID_OWNERS];
+
+fn slot(origin: SessionOrigin) -> usize {
+    match origin {
+        SessionOrigin::Pfcp => 0,
+        SessionOrigin::Gtpv2c => 1,
+    }
+}
+
+/// All `(peer, id)` entries of `peer` in a `by_peer` set.
+fn peer_range(peer: IpAddr) -> std::ops::RangeInclusive<(IpAddr, u64)> {
+    (peer, 0)..=(peer, u64::MAX)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     msg_type: MessageType,
@@ -430,18 +534,26 @@ pub struct SessionTable {
     sessions: Map<u64, Session>,
     next_id: u64,
     tick: u64,
+    /// Established sessions by last activity (LRU order).
     lru: BTreeMap<u64, u64>,
+    /// Sessions not yet established by last activity: evicted before any established one.
+    lru_pending: BTreeMap<u64, u64>,
     by_cp: Map<(IpAddr, u64), u64>,
     by_up: Map<(IpAddr, u64), u64>,
-    teids: Map<(IpAddr, u32), u64>,
+    teids: Map<(IpAddr, u32), Owners>,
     ues: Map<IpAddr, u64>,
     pending: Fifo<(IpAddr, IpAddr, u32), Pending>,
-    recent: Fifo<(IpAddr, IpAddr, u32, u8), u64>,
+    recent: Fifo<DedupKey, u64>,
+    /// Keys the message-content hash of the retransmission filters.
+    content_hash: foldhash::fast::RandomState,
     peers: Map<IpAddr, pfcp::RecoveryTimeStamp>,
+    /// (peer address, session id) of PFCP sessions (`[0]`) and GTPv2-C ones (`[1]`), for
+    /// Recovery purges in O(log n + that peer's sessions).
+    by_peer: [BTreeSet<(IpAddr, u64)>; 2],
     /// GTPv2-C control tunnels (node address, TEID) → the sessions using them.
     ctl: Map<(IpAddr, u32), Vec<u64>>,
     gtpc_pending: Fifo<(IpAddr, IpAddr, u32), GtpcPending>,
-    gtpc_recent: Fifo<(IpAddr, IpAddr, u32, u8), u64>,
+    gtpc_recent: Fifo<DedupKey, u64>,
     gtpc_peers: Map<IpAddr, u8>,
     learning_start_ns: Option<u64>,
     stats: SessionStats,
@@ -501,13 +613,16 @@ impl SessionTable {
             next_id: 1,
             tick: 0,
             lru: BTreeMap::new(),
+            lru_pending: BTreeMap::new(),
             by_cp: Map::default(),
             by_up: Map::default(),
             teids: Map::default(),
             ues: Map::default(),
             pending: Fifo::new(cfg.pending_capacity),
             recent: Fifo::new(cfg.dedup_capacity),
+            content_hash: foldhash::fast::RandomState::default(),
             peers: Map::default(),
+            by_peer: [BTreeSet::new(), BTreeSet::new()],
             ctl: Map::default(),
             gtpc_pending: Fifo::new(cfg.pending_capacity),
             gtpc_recent: Fifo::new(cfg.dedup_capacity),
@@ -522,6 +637,21 @@ impl SessionTable {
         let mut s = self.stats.clone();
         s.active = self.sessions.len() as u64;
         s
+    }
+
+    /// Entry counts of the internal indexes (for tests and diagnostics; not a stable API).
+    #[doc(hidden)]
+    pub fn index_sizes(&self) -> IndexSizes {
+        IndexSizes {
+            by_cp: self.by_cp.len(),
+            by_up: self.by_up.len(),
+            teids: self.teids.len(),
+            ues: self.ues.len(),
+            ctl: self.ctl.len(),
+            by_peer: self.by_peer.iter().map(BTreeSet::len).sum(),
+            lru_established: self.lru.len(),
+            lru_pending: self.lru_pending.len(),
+        }
     }
 
     /// Number of sessions.
@@ -562,7 +692,7 @@ impl SessionTable {
     /// probe, no allocation. Before any packet was noted the table is learning.
     #[inline]
     pub fn lookup_teid(&self, endpoint: IpAddr, teid: u32, now_ns: u64) -> TeidState<'_> {
-        if let Some(s) = self.teids.get(&(endpoint, teid)).and_then(|id| self.sessions.get(id)) {
+        if let Some(s) = self.teids.get(&(endpoint, teid)).and_then(|o| self.sessions.get(&o[0])) {
             return TeidState::Known(s);
         }
         match self.learning_start_ns {
@@ -594,7 +724,8 @@ impl SessionTable {
         for _ in 0..MAX_MESSAGES_PER_DATAGRAM {
             let (h, body) = pfcp::parse(d).inspect_err(|_| self.stats.malformed += 1)?;
             pfcp::walk(body, &mut |_, _| {}).inspect_err(|_| self.stats.malformed += 1)?;
-            self.on_message(src, dst, &h, body, ts_ns);
+            let whole = d.get(..h.message_len()).unwrap_or(d);
+            self.on_message(src, dst, &h, body, whole, ts_ns);
             d = d.get(h.message_len()..).unwrap_or(&[]);
             if !h.follow_on || d.is_empty() {
                 break;
@@ -603,24 +734,43 @@ impl SessionTable {
         Ok(())
     }
 
-    fn on_message(&mut self, src: IpAddr, dst: IpAddr, h: &pfcp::PfcpHeader, body: &[u8], ts: u64) {
+    /// One PFCP message (`whole`: its octets, header included; `body`: its IEs).
+    fn on_message(&mut self, src: IpAddr, dst: IpAddr, h: &pfcp::PfcpHeader, body: &[u8], whole: &[u8], ts: u64) {
         let t = h.message_type;
         self.stats.messages[pfcp::label_index(t)] += 1;
-        let key = (src, dst, h.sequence, t.0);
+        let key = (src, dst, h.sequence, t.0, self.content_hash.hash_one(whole));
         if let Some(&prev) = self.recent.get(&key) {
             if ts.saturating_sub(prev) <= self.cfg.dedup_window_ns {
                 self.stats.retransmissions += 1;
                 return;
             }
         }
-        self.recent.insert(key, ts);
+        // Only a message that was read enters the filter: one rejected as malformed must not
+        // make a later message look like its repeat.
+        if self.apply_message(src, dst, h, body, ts) {
+            self.recent.insert(key, ts);
+        }
+    }
+
+    /// Apply one PFCP message; false when it lacks a mandatory IE (counted as malformed).
+    fn apply_message(&mut self, src: IpAddr, dst: IpAddr, h: &pfcp::PfcpHeader, body: &[u8], ts: u64) -> bool {
+        let t = h.message_type;
         let top = top_ies(body);
         if let Some(r) = top.recovery {
             self.on_recovery(src, r);
         }
         let seid = h.seid.unwrap_or(0);
+        // A response answers the request seen from its destination to its source with the
+        // same sequence number and the type before it (TS 29.244 Table 7.3-1: every request
+        // type is followed by its response type); any other response leaves that entry.
         let pending = if t.is_response() {
-            let p = self.pending.remove(&(dst, src, h.sequence));
+            let k = (dst, src, h.sequence);
+            let p = self
+                .pending
+                .get(&k)
+                .is_some_and(|p| u16::from(p.msg_type.0) + 1 == u16::from(t.0))
+                .then(|| self.pending.remove(&k))
+                .flatten();
             if p.is_none() {
                 self.stats.unmatched_responses += 1;
             }
@@ -628,12 +778,11 @@ impl SessionTable {
         } else {
             None
         };
-        let pending_session = pending.and_then(|p| p.session);
         match t {
             MessageType::SESSION_ESTABLISHMENT_REQUEST => {
                 let Some(f) = top.f_seid else {
                     self.stats.malformed += 1;
-                    return;
+                    return false;
                 };
                 let id = self.create(src, dst, f, top.node_id, ts);
                 self.apply_rules(id, body);
@@ -646,33 +795,47 @@ impl SessionTable {
                 );
             }
             MessageType::SESSION_ESTABLISHMENT_RESPONSE => {
-                let id = pending
-                    .filter(|p| p.msg_type == MessageType::SESSION_ESTABLISHMENT_REQUEST)
-                    .and_then(|p| p.session)
-                    .or_else(|| self.by_cp.get(&(dst, seid)).copied());
-                let Some(id) = id.filter(|id| self.sessions.contains_key(id)) else {
+                // Only the answer to an Establishment Request seen from `dst` to `src` (the
+                // matcher's key) completes or rejects a session; see `unmatched_response`.
+                let Some(p) = pending.filter(|p| p.msg_type == MessageType::SESSION_ESTABLISHMENT_REQUEST) else {
+                    self.unmatched_response(dst, seid);
+                    return true;
+                };
+                let Some(id) = p.session.filter(|id| self.sessions.contains_key(id)) else {
                     self.stats.unknown_session += 1;
-                    return;
+                    return true;
                 };
                 if top.cause.is_some_and(|c| !c.is_accepted()) {
                     self.remove(id);
                     self.stats.rejected += 1;
-                    return;
+                    return true;
                 }
                 self.touch(id, ts);
+                let mut up_key_change = None;
                 if let Some(s) = self.sessions.get_mut(&id) {
                     if let Some(f) = top.f_seid {
                         s.up_seid = Some(f.seid);
                         if let Some(a) = f.ipv4.map(IpAddr::V4).or(f.ipv6.map(IpAddr::V6)) {
                             s.up_ip = a;
                         }
-                        self.by_up.insert((src, f.seid), id);
+                        // One `by_up` key per session: a new UP F-SEID replaces the old key.
+                        let k = (src, f.seid);
+                        if src == s.up_peer && s.up_key != Some(k) {
+                            up_key_change = Some((s.up_key.replace(k), k));
+                        }
                     }
                     s.up_node_id = top.node_id.or(s.up_node_id);
-                    if !s.established {
-                        s.established = true;
-                        self.stats.established += 1;
+                }
+                if let Some((old, new)) = up_key_change {
+                    if let Some(old) = old {
+                        if self.by_up.get(&old) == Some(&id) {
+                            self.by_up.remove(&old);
+                        }
                     }
+                    self.by_up.insert(new, id);
+                }
+                if self.mark_established(id) {
+                    self.stats.established += 1;
                 }
                 self.apply_rules(id, body);
             }
@@ -695,10 +858,21 @@ impl SessionTable {
                 );
             }
             MessageType::SESSION_MODIFICATION_RESPONSE | MessageType::SESSION_DELETION_RESPONSE => {
-                let id = pending_session.or_else(|| self.by_cp.get(&(dst, seid)).copied());
+                let request = if t == MessageType::SESSION_DELETION_RESPONSE {
+                    MessageType::SESSION_DELETION_REQUEST
+                } else {
+                    MessageType::SESSION_MODIFICATION_REQUEST
+                };
+                let Some(p) = pending.filter(|p| p.msg_type == request) else {
+                    self.unmatched_response(dst, seid);
+                    return true;
+                };
+                // The request named no known UP SEID (e.g. its Establishment Response was not
+                // seen): the response's header SEID is the CP SEID.
+                let id = p.session.or_else(|| self.by_cp.get(&(dst, seid)).copied());
                 let Some(id) = id.filter(|id| self.sessions.contains_key(id)) else {
                     self.stats.unknown_session += 1;
-                    return;
+                    return true;
                 };
                 let accepted = top.cause.is_none_or(|c| c.is_accepted());
                 if t == MessageType::SESSION_DELETION_RESPONSE {
@@ -733,22 +907,26 @@ impl SessionTable {
             }
             _ => {}
         }
+        true
+    }
+
+    /// A session response without its request (already counted in `unmatched_responses`)
+    /// changes nothing: anyone can put a response on the wire, and only the request's
+    /// destination answering its source proves the procedure happened. The price is that a
+    /// request the capture missed leaves its session as it was (stale until a later
+    /// procedure, eviction, a peer restart, or a daemon restart). A header SEID naming no
+    /// session is still counted in `unknown_session`.
+    fn unmatched_response(&mut self, dst: IpAddr, seid: u64) {
+        if !self.by_cp.contains_key(&(dst, seid)) {
+            self.stats.unknown_session += 1;
+        }
     }
 
     fn on_recovery(&mut self, peer: IpAddr, r: pfcp::RecoveryTimeStamp) {
         match self.peers.get(&peer).copied() {
             Some(old) if old != r => {
                 self.stats.peer_restarts += 1;
-                let gone: Vec<u64> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.origin == SessionOrigin::Pfcp && (s.cp_peer == peer || s.up_peer == peer))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in gone {
-                    self.remove(id);
-                    self.stats.purged_by_restart += 1;
-                }
+                self.purge_peer(SessionOrigin::Pfcp, peer);
                 self.peers.insert(peer, r);
             }
             Some(_) => {}
@@ -756,6 +934,21 @@ impl SessionTable {
                 self.peers.insert(peer, r);
             }
             None => {}
+        }
+    }
+
+    /// Remove the sessions of `origin` that `peer` took part in (it restarted): cost
+    /// O(log n + those sessions), nothing for a peer without sessions.
+    fn purge_peer(&mut self, origin: SessionOrigin, peer: IpAddr) {
+        let gone: Vec<u64> = self.by_peer[slot(origin)]
+            .range(peer_range(peer))
+            .map(|(_, id)| *id)
+            .collect();
+        for id in gone {
+            if self.sessions.contains_key(&id) {
+                self.remove(id);
+                self.stats.purged_by_restart += 1;
+            }
         }
     }
 
@@ -773,10 +966,15 @@ impl SessionTable {
         id
     }
 
-    /// Make room (LRU eviction) and insert `s` as the most recently active session.
+    /// Make room and insert `s` as the most recently active session. The victim is the
+    /// least recently active session not yet established (requests nobody answered, e.g. a
+    /// flood of forged Establishment Requests), and only when there is none the least
+    /// recently active established one.
     fn insert_session(&mut self, mut s: Session) -> u64 {
         while self.sessions.len() >= self.cfg.capacity.max(1) {
-            let Some((_, victim)) = self.lru.pop_first() else { break };
+            let Some((_, victim)) = self.lru_pending.pop_first().or_else(|| self.lru.pop_first()) else {
+                break;
+            };
             self.remove(victim);
             self.stats.evicted += 1;
         }
@@ -784,8 +982,17 @@ impl SessionTable {
         self.next_id += 1;
         self.tick += 1;
         s.lru_tick = self.tick;
+        let order = if s.established {
+            &mut self.lru
+        } else {
+            &mut self.lru_pending
+        };
+        order.insert(self.tick, id);
+        let set = &mut self.by_peer[slot(s.origin)];
+        for p in s.peers() {
+            set.insert((p, id));
+        }
         self.sessions.insert(id, s);
-        self.lru.insert(self.tick, id);
         id
     }
 
@@ -793,28 +1000,61 @@ impl SessionTable {
         self.tick += 1;
         let tick = self.tick;
         if let Some(s) = self.sessions.get_mut(&id) {
-            self.lru.remove(&s.lru_tick);
+            let order = if s.established {
+                &mut self.lru
+            } else {
+                &mut self.lru_pending
+            };
+            order.remove(&s.lru_tick);
             s.lru_tick = tick;
             s.last_seen_ns = s.last_seen_ns.max(ts);
-            self.lru.insert(tick, id);
+            order.insert(tick, id);
+        }
+    }
+
+    /// Mark session `id` established (moving it to the established LRU order); true when it
+    /// was not.
+    fn mark_established(&mut self, id: u64) -> bool {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return false;
+        };
+        if s.established {
+            return false;
+        }
+        s.established = true;
+        self.lru_pending.remove(&s.lru_tick);
+        self.lru.insert(s.lru_tick, id);
+        true
+    }
+
+    /// Record that GTPv2-C node `n` took part in session `id` (at most
+    /// [`gtpc::MAX_NODES`]), for Recovery purges.
+    fn add_node(&mut self, id: u64, n: IpAddr) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        if !s.nodes.contains(&n) && s.nodes.len() < gtpc::MAX_NODES {
+            s.nodes.push(n);
+            self.by_peer[slot(s.origin)].insert((n, id));
         }
     }
 
     fn remove(&mut self, id: u64) {
         let Some(s) = self.sessions.remove(&id) else { return };
         self.lru.remove(&s.lru_tick);
+        self.lru_pending.remove(&s.lru_tick);
+        let set = &mut self.by_peer[slot(s.origin)];
+        for p in s.peers() {
+            set.remove(&(p, id));
+        }
         if self.by_cp.get(&(s.cp_peer, s.cp_seid)) == Some(&id) {
             self.by_cp.remove(&(s.cp_peer, s.cp_seid));
         }
-        if let Some(up) = s.up_seid {
-            if self.by_up.get(&(s.up_peer, up)) == Some(&id) {
-                self.by_up.remove(&(s.up_peer, up));
+        if let Some(k) = s.up_key {
+            if self.by_up.get(&k) == Some(&id) {
+                self.by_up.remove(&k);
             }
         }
         for k in &s.teid_keys {
-            if self.teids.get(k) == Some(&id) {
-                self.teids.remove(k);
-            }
+            self.release_teid(*k, id);
         }
         for k in s.ue_keys.iter().flatten() {
             if self.ues.get(k) == Some(&id) {
@@ -828,6 +1068,52 @@ impl SessionTable {
                     self.ctl.remove(&(a, t));
                 }
             }
+        }
+    }
+
+    /// Session `id` no longer declares tunnel key `k`: drop it from the key's owners; when it
+    /// was the current owner the previous one still declaring the key gets it back.
+    fn release_teid(&mut self, k: (IpAddr, u32), id: u64) {
+        let Some(o) = self.teids.get_mut(&k) else { return };
+        if let Some(p) = o.iter().position(|x| *x == id) {
+            o.copy_within(p + 1.., p);
+            o[TEID_OWNERS - 1] = 0;
+        }
+        if o[0] == 0 {
+            self.teids.remove(&k);
+        }
+    }
+
+    /// Session `id` declares tunnel key `k` (`fresh`: it did not at its previous re-index).
+    /// A fresh declaration takes the key over ("newest wins": a node may reuse a TEID whose
+    /// old session was never seen to end), keeping the previous owner below it, unless the
+    /// current owner knows the UE address and `id` does not (e.g. an SGW-U PFCP session, which
+    /// has no UE IP Address, against the GTPv2-C PDN connection that announced the same S1-U
+    /// F-TEID): then `id` waits below it. A key declared before is not taken back from a
+    /// newer owner, except by a session that knows the UE from one that does not.
+    fn claim_teid(&mut self, k: (IpAddr, u32), id: u64, fresh: bool) {
+        let Some(me) = self.sessions.get(&id) else { return };
+        let (knows_ue, origin) = (me.knows_ue(), me.origin);
+        let o = self.teids.entry(k).or_insert([0; TEID_OWNERS]);
+        let top = o[0];
+        if top == id {
+            return;
+        }
+        let top_s = self.sessions.get(&top);
+        let top_knows_ue = top_s.is_some_and(|t| t.knows_ue());
+        let upgrade = knows_ue && !top_knows_ue;
+        if !fresh && top != 0 && !upgrade {
+            return;
+        }
+        if let Some(p) = o.iter().position(|x| *x == id) {
+            o.copy_within(p + 1.., p);
+            o[TEID_OWNERS - 1] = 0;
+        }
+        let at = if top_knows_ue && !knows_ue { 1 } else { 0 };
+        o.copy_within(at..TEID_OWNERS - 1, at + 1);
+        o[at] = id;
+        if at == 0 && top_s.is_some_and(|t| t.origin == origin) {
+            self.stats.teid_conflicts += 1;
         }
     }
 
@@ -877,32 +1163,25 @@ impl SessionTable {
         self.reindex(id);
     }
 
-    /// Re-index the tunnels and UE addresses of session `id`. A tunnel another live session
-    /// already holds is taken over, unless that session knows the UE address and this one
-    /// does not (e.g. an SGW-U PFCP session, which has no UE IP Address, against the GTPv2-C
-    /// PDN connection that announced the same S1-U F-TEID).
+    /// Re-index the tunnels and UE addresses of session `id` (tunnel keys: see
+    /// [`SessionTable::claim_teid`]).
     fn reindex(&mut self, id: u64) {
         let Some(s) = self.sessions.get_mut(&id) else { return };
-        let new_t = s.wanted_teid_keys();
+        let (new_t, dropped) = s.wanted_teid_keys();
+        let dropped = u8::try_from(dropped).unwrap_or(u8::MAX);
+        self.stats.teid_keys_dropped += u64::from(dropped.saturating_sub(s.teid_dropped));
+        s.teid_dropped = dropped;
         let old_t = std::mem::replace(&mut s.teid_keys, new_t.clone());
         let (old_u, new_u) = (s.ue_keys, s.wanted_ue_keys());
         s.ue_keys = new_u;
-        let knows_ue = s.knows_ue();
         for k in &old_t {
-            if !new_t.contains(k) && self.teids.get(k) == Some(&id) {
-                self.teids.remove(k);
+            if new_t.binary_search(k).is_err() {
+                self.release_teid(*k, id);
             }
         }
         for k in new_t {
-            let keep_other = self
-                .teids
-                .get(&k)
-                .filter(|o| **o != id)
-                .and_then(|o| self.sessions.get(o))
-                .is_some_and(|o| o.knows_ue() && !knows_ue);
-            if !keep_other {
-                self.teids.insert(k, id);
-            }
+            let fresh = old_t.binary_search(&k).is_err();
+            self.claim_teid(k, id, fresh);
         }
         for k in old_u.iter().flatten() {
             if !new_u.contains(&Some(*k)) && self.ues.get(k) == Some(&id) {
@@ -911,6 +1190,15 @@ impl SessionTable {
         }
         for k in new_u.iter().flatten() {
             self.ues.insert(*k, id);
+        }
+    }
+
+    /// Forget tunnel keys `gone` of session `id` without re-indexing the others.
+    fn unindex_teids(&mut self, id: u64, gone: &[(IpAddr, u32)]) {
+        let Some(s) = self.sessions.get_mut(&id) else { return };
+        s.teid_keys.retain(|k| !gone.contains(k));
+        for k in gone {
+            self.release_teid(*k, id);
         }
     }
 }
