@@ -72,6 +72,8 @@ pub struct Metrics {
     pfcp_retransmissions: IntCounter,
     pfcp_peer_restarts: IntCounter,
     session_ignored: IntCounterVec,
+    teid_conflicts: IntCounter,
+    teid_keys_dropped: IntCounter,
     sessions_active: IntGauge,
     session_capacity: IntGauge,
     sessions_established: IntCounter,
@@ -191,6 +193,8 @@ impl Metrics {
                 "PFCP and GTPv2-C messages that changed no session, by reason: unmatched_response (no request seen), unknown_session (names no known session), malformed (decode error or a mandatory IE missing).",
                 &["reason"],
             ),
+            teid_conflicts: counter(&r, "fivewatch_session_teid_conflicts_total", "A tunnel endpoint (address, TEID) claimed by a new session while another session of the same protocol held it: a TEID reused before its session was deleted, or a forged take-over. The newest owner is used; the previous one gets the TEID back when the newer one ends."),
+            teid_keys_dropped: counter(&r, "fivewatch_session_teid_keys_dropped_total", "Tunnel endpoints not indexed because a session already had the most it may hold (16)."),
             sessions_active: reg(&r, IntGauge::new("fivewatch_session_table_sessions", "Sessions (PFCP, or GTPv2-C PDN connections) in the session table.").expect("valid")),
             session_capacity: reg(&r, IntGauge::new("fivewatch_session_table_capacity_sessions", "Configured session-table capacity.").expect("valid")),
             sessions_established: counter(&r, "fivewatch_sessions_established_total", "Sessions a PFCP Session Establishment Response or a GTPv2-C Create Session Response accepted."),
@@ -404,6 +408,9 @@ impl Metrics {
             &session_ignored(ss),
             &session_ignored(ps),
         );
+        self.teid_conflicts.inc_by(ss.teid_conflicts - ps.teid_conflicts);
+        self.teid_keys_dropped
+            .inc_by(ss.teid_keys_dropped - ps.teid_keys_dropped);
         self.sessions_active.set(ss.active as i64);
         self.session_capacity.set(s.session_capacity as i64);
         self.sessions_established.inc_by(ss.established - ps.established);
