@@ -254,3 +254,16 @@ fn later_inner_fragments_join_the_flow_of_their_first_fragment() {
         (0, 1)
     );
 }
+
+#[test]
+fn gtpv1c_on_the_gtpc_port_is_counted_not_an_error() {
+    // tshark -r tests/data/gtp-v1c-gtpu-ext-nonstd-ports.pcapng -Y 'udp.port==2123 && gtp':
+    // one GTPv1-C message (TS 29.060), which is not GTPv2-C.
+    let s = replay("gtp-v1c-gtpu-ext-nonstd-ports.pcapng");
+    assert_eq!(s.gtpv1c_messages, 1);
+    assert!(
+        !s.decode_errors_by_reason.keys().any(|k| k.starts_with("gtpc:")),
+        "{:?}",
+        s.decode_errors_by_reason
+    );
+}

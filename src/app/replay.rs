@@ -59,6 +59,8 @@ pub struct ReplaySummary {
     pub pfcp: std::collections::BTreeMap<String, u64>,
     /// GTPv2-C messages by type.
     pub gtpc: std::collections::BTreeMap<String, u64>,
+    /// GTPv1-C messages on UDP 2123 (counted, not decoded).
+    pub gtpv1c_messages: u64,
     /// PFCP session table at the end: `active`, `established`, `deleted`, `evicted`,
     /// `purged_by_restart`, `rejected`, `replaced`, `retransmissions`, `peer_restarts`,
     /// `unmatched_responses`, `unknown_session`, `malformed`, `teid_conflicts`,
@@ -143,6 +145,7 @@ impl ReplaySummary {
                 .collect(),
             pfcp: named(&crate::decode::pfcp::MESSAGE_LABELS, &stats.sessions.messages),
             gtpc: named(crate::decode::gtpv2c::MESSAGE_LABELS, &stats.sessions.gtpc_messages),
+            gtpv1c_messages: stats.gtpv1c_messages,
             sessions: {
                 let t = &stats.sessions;
                 [
@@ -255,6 +258,9 @@ impl ReplaySummary {
         }
         if self.gtpc.values().any(|n| *n > 0) {
             s += &format!("gtpv2-c   {}\n", kv(&self.gtpc));
+        }
+        if self.gtpv1c_messages > 0 {
+            s += &format!("gtpv1-c   {} messages (not decoded)\n", self.gtpv1c_messages);
         }
         if self.sessions.values().any(|n| *n > 0) {
             s += &format!("sessions  {}\n", kv(&self.sessions));

@@ -69,6 +69,7 @@ pub struct Metrics {
     inner_fragment_ports: IntCounterVec,
     pfcp_messages: IntCounterVec,
     gtpc_messages: IntCounterVec,
+    gtpv1c_messages: IntCounter,
     pfcp_retransmissions: IntCounter,
     pfcp_peer_restarts: IntCounter,
     session_ignored: IntCounterVec,
@@ -185,6 +186,7 @@ impl Metrics {
             ),
             pfcp_messages: counter_vec(&r, "fivewatch_pfcp_messages_total", "PFCP messages on UDP 8805, by message type (TS 29.244 Table 7.3-1; unnamed types are \"other\").", &["message_type"]),
             gtpc_messages: counter_vec(&r, "fivewatch_gtpc_messages_total", "GTPv2-C messages on UDP 2123 (piggybacked ones included), by message type (TS 29.274 Table 6.1-1; unnamed types are \"other\").", &["message_type"]),
+            gtpv1c_messages: counter(&r, "fivewatch_gtpv1c_messages_total", "GTPv1-C messages (TS 29.060, version 1 on UDP 2123): counted, not decoded."),
             pfcp_retransmissions: counter(&r, "fivewatch_session_retransmissions_total", "PFCP and GTPv2-C messages repeating a recent one (same peers, sequence number, type and bytes; TS 29.244 §6.4, TS 29.274 §7.6), not applied again."),
             pfcp_peer_restarts: counter(&r, "fivewatch_session_peer_restarts_total", "PFCP peers whose Recovery Time Stamp changed, or GTPv2-C peers whose Recovery restart counter changed (the node restarted); their sessions were purged."),
             session_ignored: counter_vec(
@@ -391,6 +393,7 @@ impl Metrics {
         }
         add_each(&self.s1ap, &sctp::PDU_CHOICE_LABELS, &s.s1ap, &p.s1ap);
         self.sctp_chunks.inc_by(s.sctp_chunks - p.sctp_chunks);
+        self.gtpv1c_messages.inc_by(s.gtpv1c_messages - p.gtpv1c_messages);
         let (ss, ps) = (&s.sessions, &p.sessions);
         add_each(&self.pfcp_messages, &pfcp::MESSAGE_LABELS, &ss.messages, &ps.messages);
         add_each(

@@ -85,6 +85,8 @@ pub struct Stats {
     pub ngap: [[u64; 4]; sctp::PROCEDURE_LABELS.len()],
     /// Whole S1AP messages in SCTP DATA chunks, by PDU choice.
     pub s1ap: [u64; 4],
+    /// GTPv1-C messages (version 1 on UDP 2123; counted, not decoded).
+    pub gtpv1c_messages: u64,
     /// SCTP chunks walked (at most [`sctp::MAX_SCTP_CHUNKS`] per packet).
     pub sctp_chunks: u64,
     /// Flows in the table.
@@ -175,7 +177,11 @@ fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_by
         }
     } else if pkt.src_port == gtpv2c::GTPC_PORT || pkt.dst_port == gtpv2c::GTPC_PORT {
         if let Some(payload) = udp_payload(ip_bytes) {
-            if let Err(e) = sessions.on_gtpv2c(pkt.src, pkt.dst, payload, ts) {
+            // GTPv1-C (TS 29.060, 2G/3G Gn/Gp) shares the port: counted, not decoded, and
+            // not a GTPv2-C decode error.
+            if payload.first().is_some_and(|b| b >> 5 == 1) {
+                s.gtpv1c_messages += 1;
+            } else if let Err(e) = sessions.on_gtpv2c(pkt.src, pkt.dst, payload, ts) {
                 s.count_error(e);
             }
         }
