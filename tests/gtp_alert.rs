@@ -49,6 +49,11 @@ fn tunnelled_syn_flood_alert_carries_gtp_context() {
     assert_eq!(gtp["outer_src_ip"], "192.0.2.10");
     assert_eq!(gtp["outer_dst_ip"], "192.0.2.20");
     assert_eq!(gtp["ue_ip"], "10.45.0.2");
+    // No PFCP in view and the flood lasts 3 s, inside the 60 s learning period.
+    assert_eq!(
+        (&gtp["session_state"], &gtp["seid"]),
+        (&"unknown".into(), &serde_json::Value::Null)
+    );
     let ids: std::collections::BTreeSet<_> = recs
         .iter()
         .map(|r| r["alert_id"].as_str().unwrap().to_string())
@@ -58,4 +63,51 @@ fn tunnelled_syn_flood_alert_carries_gtp_context() {
     assert_eq!(recs.last().unwrap()["syn_flood"]["syn_packets"], 3000);
     assert_eq!(engine.stats().gtpu[0], 3000, "G-PDUs");
     assert_eq!(engine.stats().transport("tcp"), 3000, "inner transport is the flow's");
+}
+
+/// The same flood from UE 10.45.0.2 after the Open5GS 5G SA capture has set up its PFCP
+/// session (tshark: Session Establishment Request with CP F-SEID 1, UE 10.45.0.2, UPF N3
+/// F-TEID 1 at 127.0.0.7; never deleted): the alert names the session's SEID. The G-PDUs
+/// carry no PDU Session Container, so the direction (and `ue_ip`) comes from the session
+/// table alone.
+#[test]
+fn tunnelled_flood_alert_names_the_pfcp_session() {
+    let mut engine = Engine::new(&Config::default(), "test".into());
+    let mut last = 0;
+    for f in common::frames(&common::capture("5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng")) {
+        last = f.ts_ns;
+        engine.process(&Frame {
+            ts_ns: f.ts_ns,
+            linktype: f.linktype,
+            data: &f.data,
+            wire_len: f.data.len() as u32,
+        });
+    }
+    engine.take_records().for_each(drop);
+    let t0 = last + 1_000_000_000;
+    for i in 0..3000u64 {
+        let inner = ipv4(6, [10, 45, 0, 2], [198, 51, 100, 7], &tcp(10000 + i as u16, 443, 0x02));
+        let f = gtpu([127, 0, 0, 2], [127, 0, 0, 7], 1, None, inner);
+        engine.process(&Frame {
+            ts_ns: t0 + i * 1_000_000,
+            linktype: LinkType::ETHERNET,
+            data: &f,
+            wire_len: f.len() as u32,
+        });
+    }
+    engine.finish();
+    let recs: Vec<serde_json::Value> = engine
+        .take_records()
+        .map(|r| serde_json::from_str(&r.to_json()).unwrap())
+        .collect();
+    let first = recs
+        .iter()
+        .find(|r| r["alert"]["kind"] == "syn_flood")
+        .expect("a syn_flood alert");
+    let gtp = &first["gtp"];
+    assert_eq!(gtp["teid"], 1);
+    assert_eq!(gtp["ue_ip"], "10.45.0.2");
+    assert_eq!(gtp["session_state"], "known");
+    assert_eq!(gtp["seid"], 1);
+    assert_eq!(gtp["control_teid"], serde_json::Value::Null);
 }

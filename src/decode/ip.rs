@@ -231,6 +231,7 @@ pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeEr
         outer_dst_port: pkt.dst_port,
         header,
         uplink: header.pdu_session.map(|psc| psc.pdu_type == gtpu::PSC_UL),
+        session: None,
     };
     pkt.tunnel = Some(tunnel);
     if header.message_type != gtpu::MSG_GPDU {

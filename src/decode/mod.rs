@@ -327,6 +327,9 @@ pub struct Tunnel {
     /// Container type (TS 38.415 §5.5.2: 1 = UL PDU SESSION INFORMATION); the engine
     /// overrides it from the session table when the TEID's session names the endpoint.
     pub uplink: Option<bool>,
+    /// What the session table said about this G-PDU's TEID; `None` until the engine looked
+    /// it up (and for other GTP-U messages).
+    pub session: Option<crate::session::TunnelSession>,
 }
 
 /// Everything the flow table and the detectors need from one frame.

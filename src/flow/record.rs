@@ -11,7 +11,6 @@ use serde::Serialize;
 use super::key::{community_id, icmp_ports};
 use super::table::{EndReason, Flow, TcpState};
 use crate::decode::ipproto::{self, name as proto_name};
-use crate::session::SessionOrigin;
 use crate::time::eve_timestamp;
 
 /// The `flow` object (EVE names).
@@ -132,9 +131,7 @@ impl FlowRecord {
         let t = &f.tcp_flags;
         let gtp = f.key.is_tunnelled().then(|| {
             let (gnb_ip, upf_ip, ue_ip) = f.gtp_roles();
-            let (state, session) = f.session();
-            let seid = session.and_then(|(id, o)| (o == SessionOrigin::Pfcp).then_some(id));
-            let control_teid = session.and_then(|(id, o)| (o == SessionOrigin::Gtpv2c).then_some(id as u32));
+            let (seid, control_teid, session_state) = f.session().record_fields();
             FlowGtp {
                 ul_teid: f.ul_teid,
                 dl_teid: f.dl_teid,
@@ -144,7 +141,7 @@ impl FlowRecord {
                 ue_ip,
                 seid,
                 control_teid,
-                session_state: state.as_str(),
+                session_state,
             }
         });
         FlowRecord {

@@ -165,31 +165,34 @@ impl SessionState {
 }
 
 impl Flow {
-    /// The session of the flow's tunnel: its state at the last G-PDU and, when the TEID has a
-    /// session (`Known`, `UeMismatch`), the session's id and origin: the CP SEID (TS 29.244
-    /// §8.2.37, allocated by the SMF) of a PFCP session, or the requester's S11/S5 control
-    /// TEID (TS 29.274 §8.22, allocated by the MME or SGW) of a GTPv2-C one.
-    pub fn session(&self) -> (SessionState, Option<(u64, crate::session::SessionOrigin)>) {
+    /// The session of the flow's tunnel at its last G-PDU: the lookup state and, when the
+    /// TEID has a session (`Known`, `UeMismatch`), the session's id and origin: the CP SEID
+    /// (TS 29.244 §8.2.37, allocated by the SMF) of a PFCP session, or the requester's S11/S5
+    /// control TEID (TS 29.274 §8.22, allocated by the MME or SGW) of a GTPv2-C one.
+    pub fn session(&self) -> crate::session::TunnelSession {
         use crate::session::SessionOrigin;
         let origin = if self.session_gtpc {
             SessionOrigin::Gtpv2c
         } else {
             SessionOrigin::Pfcp
         };
-        match self.session_state {
-            1 => (SessionState::Known, Some((self.cp_seid, origin))),
-            2 => (SessionState::Unknown, None),
-            3 => (SessionState::Unmapped, None),
-            4 => (SessionState::UeMismatch, Some((self.cp_seid, origin))),
-            _ => (SessionState::None, None),
+        let (state, has_id) = match self.session_state {
+            1 => (SessionState::Known, true),
+            2 => (SessionState::Unknown, false),
+            3 => (SessionState::Unmapped, false),
+            4 => (SessionState::UeMismatch, true),
+            _ => (SessionState::None, false),
+        };
+        crate::session::TunnelSession {
+            state,
+            id: has_id.then_some((self.cp_seid, origin)),
         }
     }
 
-    /// Record the session lookup of the flow's latest G-PDU (`session` with `Known` and
-    /// `UeMismatch`).
-    pub fn set_session(&mut self, state: SessionState, session: Option<(u64, crate::session::SessionOrigin)>) {
-        self.session_state = state as u8;
-        if let Some((id, origin)) = session {
+    /// Record the session lookup of the flow's latest G-PDU.
+    pub fn set_session(&mut self, s: crate::session::TunnelSession) {
+        self.session_state = s.state as u8;
+        if let Some((id, origin)) = s.id {
             self.cp_seid = id;
             self.session_gtpc = origin == crate::session::SessionOrigin::Gtpv2c;
         }

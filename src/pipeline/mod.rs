@@ -14,7 +14,7 @@ use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detecto
 use crate::flow::table::{EndReason, SessionState};
 use crate::flow::{FlowKey, FlowRecord, FlowTable};
 use crate::reassembly::{self, FragmentPorts, Outcome, Reassembler, ReassemblyStats};
-use crate::session::{SessionOrigin, SessionStats, SessionTable, TeidState};
+use crate::session::{SessionOrigin, SessionStats, SessionTable, TeidState, TunnelSession};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -535,10 +535,11 @@ impl Engine {
         s.transports[ti] += 1;
         let session = match pkt.tunnel.as_mut() {
             Some(t) if t.header.message_type == gtpu::MSG_GPDU => {
-                let (state, seid, uplink) = tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts);
+                let (state, id, uplink) = tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts);
                 t.uplink = uplink.or(t.uplink);
                 s.gtpu_session_lookups[state as usize - 1] += 1;
-                Some((state, seid))
+                t.session = Some(TunnelSession { state, id });
+                t.session
             }
             _ => None,
         };
@@ -547,9 +548,9 @@ impl Engine {
         let u = self
             .flows
             .update(&pkt, &key, a_to_b, ts, &mut |f, r| note_end(wanted, ended, f, r));
-        if let Some((state, seid)) = session {
+        if let Some(sess) = session {
             if let Some(f) = self.flows.get_mut(u.slot) {
-                f.set_session(state, seid);
+                f.set_session(sess);
             }
         }
         if let Some(flow) = self.flows.get(u.slot) {

@@ -96,6 +96,29 @@ impl Default for SessionConfig {
     }
 }
 
+/// What the session table said about a G-PDU's tunnel (see [`crate::flow::table::SessionState`]),
+/// as flow records and alert records report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelSession {
+    /// Lookup result.
+    pub state: crate::flow::table::SessionState,
+    /// The session's id and origin when the TEID has a session (`Known`, `UeMismatch`): the
+    /// CP SEID of a PFCP session, the requester's control TEID of a GTPv2-C one.
+    pub id: Option<(u64, SessionOrigin)>,
+}
+
+impl TunnelSession {
+    /// `(seid, control_teid, session_state)` as records write them: `seid` for a PFCP
+    /// session, `control_teid` for a GTPv2-C one, and the state's name.
+    pub fn record_fields(&self) -> (Option<u64>, Option<u32>, &'static str) {
+        let seid = self.id.and_then(|(id, o)| (o == SessionOrigin::Pfcp).then_some(id));
+        let teid = self
+            .id
+            .and_then(|(id, o)| (o == SessionOrigin::Gtpv2c).then_some(id as u32));
+        (seid, teid, self.state.as_str())
+    }
+}
+
 /// A GTP-U tunnel endpoint: the TEID and the address(es) of the node that allocated it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TunnelEndpoint {
