@@ -1,6 +1,6 @@
 //! Criterion benchmarks: decode (plain TCP, GTP-U with PDU Session Container), flow-table
-//! update, and the whole engine (decode → flows → detectors → alerts) over captures loaded
-//! into memory. Figures are per packet; `cargo bench` prints them and throughput in
+//! update, each detector on its own, the session-table lookup of a G-PDU, and the whole
+//! engine (decode → flows → detectors → alerts) over captures loaded into memory. Figures are per packet; `cargo bench` prints them and throughput in
 //! elements (packets) per second.
 
 use std::hint::black_box;
@@ -14,6 +14,7 @@ use fivewatch::decode::{decode, Decoded};
 use fivewatch::flow::table::Timeouts;
 use fivewatch::flow::{FlowKey, FlowTable};
 use fivewatch::pipeline::Engine;
+use fivewatch::session::{SessionConfig, SessionTable, TeidState};
 
 #[path = "../tests/common/frames.rs"]
 mod frames;
@@ -92,6 +93,102 @@ fn bench_flow_table(c: &mut Criterion) {
     g.finish();
 }
 
+/// `n` TCP SYNs (a flow each) through a flow table, kept with the flow-table verdict and the
+/// flow as the detectors receive them: `src(i)` → `dst(i)`.
+fn detector_inputs(
+    n: u32,
+    src: impl Fn(u32) -> ([u8; 4], u16),
+    dst: impl Fn(u32) -> ([u8; 4], u16),
+) -> Vec<(
+    fivewatch::decode::Packet,
+    fivewatch::flow::table::Update,
+    fivewatch::flow::Flow,
+)> {
+    let timeouts = Config::default().timeouts();
+    let mut table = FlowTable::new(n as usize * 2, timeouts);
+    (0..n)
+        .map(|i| {
+            let ((s, sp), (d, dp)) = (src(i), dst(i));
+            let f = ether(ipv4(6, s, d, &tcp(sp, dp, 0x02)));
+            let Ok(Decoded::Ip(p)) = decode(LinkType::ETHERNET, &f) else {
+                unreachable!("benchmark packet decodes")
+            };
+            let (k, ab) = FlowKey::of_packet(&p);
+            let u = table.update(&p, &k, ab, 1, &mut |_, _| {});
+            let flow = table.get(u.slot).expect("flow just updated").clone();
+            (p, u, flow)
+        })
+        .collect()
+}
+
+fn bench_detectors(c: &mut Criterion) {
+    const N: u32 = 65_536;
+    let cfg = Config::default();
+    let mut g = c.benchmark_group("detector");
+    g.throughput(Throughput::Elements(1));
+    // A spoofed SYN flood: every packet a new source towards one victim port.
+    let flood = detector_inputs(
+        N,
+        |i| ([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 40000),
+        |_| ([192, 0, 2, 1], 80),
+    );
+    // A vertical scan: one source, a new destination port per packet.
+    let scan = detector_inputs(
+        N,
+        |_| ([10, 0, 0, 9], 40000),
+        |i| ([192, 0, 2, 1], (i % 65535) as u16 + 1),
+    );
+    for (name, inputs) in [("syn_flood/spoofed_flood", &flood), ("syn_flood/port_scan", &scan)] {
+        let mut d = fivewatch::detect::syn_flood::SynFlood::new(cfg.syn_flood().expect("enabled by default"));
+        let (mut i, mut ts) = (0usize, 1_700_000_000_000_000_000u64);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let (p, u, f) = &inputs[i % inputs.len()];
+                i += 1;
+                ts += 1_000;
+                d.on_packet(black_box(p), u, f, ts);
+            })
+        });
+    }
+    for (name, inputs) in [("port_scan/spoofed_flood", &flood), ("port_scan/port_scan", &scan)] {
+        let mut d = fivewatch::detect::port_scan::PortScan::new(cfg.port_scan().expect("enabled by default"));
+        let (mut i, mut ts) = (0usize, 1_700_000_000_000_000_000u64);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let (p, u, f) = &inputs[i % inputs.len()];
+                i += 1;
+                ts += 1_000;
+                d.on_packet(black_box(p), u, f, ts);
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The per-G-PDU session lookup, (UPF address, TEID) → session, in a table built from the
+/// Open5GS 5G SA capture's PFCP messages: a TEID with a session, and one without.
+fn bench_session_lookup(c: &mut Criterion) {
+    let mut table = SessionTable::new(SessionConfig::default());
+    for (ts, lt, data, _) in load("tests/data/5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng") {
+        let Ok(Some(l4)) = fivewatch::decode::outer_l4(lt, &data) else {
+            continue;
+        };
+        if l4.src_port == 8805 || l4.dst_port == 8805 {
+            let _ = table.on_pfcp(l4.src, l4.dst, l4.payload, ts);
+        }
+    }
+    let upf: std::net::IpAddr = [127, 0, 0, 7].into();
+    assert!(matches!(table.lookup_teid(upf, 1, u64::MAX), TeidState::Known(_)));
+    let mut g = c.benchmark_group("session_lookup");
+    g.throughput(Throughput::Elements(1));
+    for (name, teid) in [("known", 1u32), ("unmapped", 0xdead_beef)] {
+        g.bench_function(name, |b| {
+            b.iter(|| matches!(table.lookup_teid(upf, black_box(teid), u64::MAX), TeidState::Known(_)))
+        });
+    }
+    g.finish();
+}
+
 fn bench_engine(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");
     g.sample_size(10);
@@ -121,5 +218,12 @@ fn bench_engine(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_flow_table, bench_engine);
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_flow_table,
+    bench_detectors,
+    bench_session_lookup,
+    bench_engine
+);
 criterion_main!(benches);
