@@ -177,9 +177,9 @@ impl FlowRecord {
             }),
             stats: serde_json::json!({
                 "size_mean_bytes": f.size.mean,
-                "size_std_bytes": f.size.std_dev(),
+                "size_std_bytes": f.size_std_dev(),
                 "iat_mean_s": f.iat.mean,
-                "iat_std_s": f.iat.std_dev(),
+                "iat_std_s": f.iat_std_dev(),
             }),
             gtp,
         }

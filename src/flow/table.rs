@@ -105,9 +105,11 @@ pub struct Flow {
     /// TCP state.
     pub tcp_state: TcpState,
     fin_dirs: u8,
-    /// Packet size (bytes, IP length) mean and deviation.
+    /// Packet size (bytes, IP length) mean and deviation, over all packets
+    /// ([`Flow::size_std_dev`]).
     pub size: Welford,
-    /// Inter-arrival time (seconds) mean and deviation.
+    /// Inter-arrival time (seconds) mean and deviation, over the gaps between packets
+    /// ([`Flow::iat_std_dev`]).
     pub iat: Welford,
     /// Uplink TEID (allocated by the UPF), when tunnelled.
     pub ul_teid: Option<u32>,
@@ -196,6 +198,16 @@ impl Flow {
             self.cp_seid = id;
             self.session_gtpc = origin == crate::session::SessionOrigin::Gtpv2c;
         }
+    }
+
+    /// Standard deviation of the packet sizes (bytes).
+    pub fn size_std_dev(&self) -> f64 {
+        self.size.std_dev(self.packets[0] + self.packets[1])
+    }
+
+    /// Standard deviation of the inter-arrival times (seconds).
+    pub fn iat_std_dev(&self) -> f64 {
+        self.iat.std_dev((self.packets[0] + self.packets[1]).saturating_sub(1))
     }
 
     /// Initiator address and port (ICMP: port equivalent).
@@ -519,14 +531,16 @@ impl FlowTable {
         }
         let forged_reply = !from_initiator && outer_side != 0 && outer_side == f.init_outer;
         let first_reply = !from_initiator && !forged_reply && f.packets[1] == 0;
+        let seen = f.packets[0] + f.packets[1];
         if !new_flow {
+            // The gap before this packet is the `seen`-th inter-arrival sample.
             let gap = ts_ns.saturating_sub(f.last_ns);
-            f.iat.push(gap as f64 * 1e-9);
+            f.iat.push(gap as f64 * 1e-9, seen);
         }
         f.last_ns = f.last_ns.max(ts_ns);
         f.packets[dir] += 1;
         f.bytes[dir] += u64::from(p.ip_len);
-        f.size.push(f64::from(p.ip_len));
+        f.size.push(f64::from(p.ip_len), seen + 1);
         if let Some(t) = &p.tunnel {
             if let Some(psc) = t.header.pdu_session {
                 f.qfi = Some(psc.qfi);
