@@ -14,7 +14,7 @@ use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detecto
 use crate::flow::table::{EndReason, SessionState};
 use crate::flow::{FlowKey, FlowRecord, FlowTable};
 use crate::reassembly::{self, FragmentPorts, Outcome, Reassembler, ReassemblyStats};
-use crate::session::{SessionOrigin, SessionStats, SessionTable, TeidState, TunnelSession};
+use crate::session::{SessionStats, SessionTable, TeidState, TunnelSession};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -202,39 +202,57 @@ fn tunnel_session(
     inner_dst: std::net::IpAddr,
     inner_decoded: bool,
     ts: u64,
-) -> (SessionState, Option<(u64, SessionOrigin)>, Option<bool>) {
+) -> (TunnelSession, Option<bool>) {
     use std::net::IpAddr;
     let sess = match sessions.lookup_teid(t.outer_dst, t.header.teid, ts) {
         TeidState::Known(sess) => sess,
-        TeidState::Unknown => return (SessionState::Unknown, None, None),
-        TeidState::Unmapped => return (SessionState::Unmapped, None, None),
+        TeidState::Unknown => {
+            return (
+                TunnelSession {
+                    state: SessionState::Unknown,
+                    id: None,
+                },
+                None,
+            )
+        }
+        TeidState::Unmapped => {
+            return (
+                TunnelSession {
+                    state: SessionState::Unmapped,
+                    id: None,
+                },
+                None,
+            )
+        }
     };
+    let id = Some((sess.cp_seid, sess.origin));
     let uplink = sess
         .direction_of(t.outer_dst, t.header.teid)
         .map(|d| d == crate::session::Direction::Uplink);
     let ue = match uplink.or(t.uplink) {
         Some(true) => inner_src,
         Some(false) => inner_dst,
-        None => return (SessionState::Known, Some((sess.cp_seid, sess.origin)), uplink),
+        None => {
+            return (
+                TunnelSession {
+                    state: SessionState::Known,
+                    id,
+                },
+                uplink,
+            )
+        }
     };
+    // A session that knows no UE address of this family cannot contradict the packet.
     let matches = match ue {
-        IpAddr::V4(a) => sess.ue_ipv4.is_none_or(|u| u == a),
-        IpAddr::V6(a) => sess.ue_ipv6.is_none_or(|u| {
-            // Open5GS sends no prefix length: the UE's /64 (TS 23.501 §5.8.2.2.3).
-            let bits = match sess.ue_ipv6_prefix_len {
-                0 => 64,
-                n => u32::from(n.min(128)),
-            };
-            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-            u128::from(u) & mask == u128::from(a) & mask
-        }),
+        IpAddr::V4(_) => sess.ue_ipv4.is_none() || sess.has_ue_ip(ue),
+        IpAddr::V6(_) => sess.ue_ipv6.is_none() || sess.has_ue_ip(ue),
     };
     let state = if !inner_decoded || matches {
         SessionState::Known
     } else {
         SessionState::UeMismatch
     };
-    (state, Some((sess.cp_seid, sess.origin)), uplink)
+    (TunnelSession { state, id }, uplink)
 }
 
 /// Walk the chunks of the SCTP packet in `ip_bytes` (RFC 9260 §3, at most
@@ -535,10 +553,10 @@ impl Engine {
         s.transports[ti] += 1;
         let session = match pkt.tunnel.as_mut() {
             Some(t) if t.header.message_type == gtpu::MSG_GPDU => {
-                let (state, id, uplink) = tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts);
+                let (sess, uplink) = tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts);
                 t.uplink = uplink.or(t.uplink);
-                s.gtpu_session_lookups[state as usize - 1] += 1;
-                t.session = Some(TunnelSession { state, id });
+                s.gtpu_session_lookups[sess.state as usize - 1] += 1;
+                t.session = Some(sess);
                 t.session
             }
             _ => None,
