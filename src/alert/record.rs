@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::detect::{Detail, Event};
+use crate::session::SessionFields;
 
 /// Alert severity, lowest to highest. Serialised lower-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -81,13 +82,9 @@ pub struct GtpInfo {
     /// The UE address: inner source for uplink, inner destination for downlink (direction
     /// from the session table or the PDU Session Container), absent when it is unknown.
     pub ue_ip: Option<IpAddr>,
-    /// SEID the SMF allocated for the tunnel's PFCP session (as in flow records), when known.
-    pub seid: Option<u64>,
-    /// The MME's S11 control TEID of the tunnel's GTPv2-C session (4G/NSA), when known.
-    pub control_teid: Option<u32>,
-    /// Session lookup of the sample packet's TEID: `known`, `unknown`, `unmapped`,
-    /// `ue_mismatch` (see flow records), `none` when no lookup was made.
-    pub session_state: &'static str,
+    /// The session of the sample packet's TEID: `seid`, `control_teid`, `session_state`.
+    #[serde(flatten)]
+    pub session: SessionFields,
 }
 
 /// One alert record. Field names are a stable interface.
@@ -208,16 +205,14 @@ impl AlertRecord {
         };
         let gtp = c.tunnel.map(|t| {
             let ue_ip = t.uplink.map(|up| if up { c.src_ip } else { c.dest_ip });
-            let (seid, control_teid, session_state) = t.session.map_or((None, None, "none"), |s| s.record_fields());
+
             GtpInfo {
                 teid: t.header.teid,
                 qfi: t.header.pdu_session.map(|p| p.qfi),
                 outer_src_ip: t.outer_src,
                 outer_dst_ip: t.outer_dst,
                 ue_ip,
-                seid,
-                control_teid,
-                session_state,
+                session: t.session.map_or(SessionFields::NONE, |s| s.record_fields()),
             }
         });
         let ts = if state == "new" {

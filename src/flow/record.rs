@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::key::{community_id, icmp_ports};
 use super::table::{EndReason, Flow, TcpState};
 use crate::decode::ipproto::{self, name as proto_name};
+use crate::session::SessionFields;
 use crate::time::eve_timestamp;
 
 /// The `flow` object (EVE names).
@@ -52,19 +53,10 @@ pub struct FlowGtp {
     pub upf_ip: Option<IpAddr>,
     /// The UE's address (inner source of uplink packets).
     pub ue_ip: Option<IpAddr>,
-    /// SEID the SMF (CP function) allocated for the PFCP session of this tunnel (TS 29.244
-    /// §8.2.37; Wireshark shows it in hex as `pfcp.seid`); null unless the session is a PFCP
-    /// one and `session_state` is `known` or `ue_mismatch`.
-    pub seid: Option<u64>,
-    /// For a session learnt from GTPv2-C (4G/NSA): the TEID the MME (or, when only S5 is seen,
-    /// the SGW) allocated for the session's S11/S5 control tunnel (TS 29.274 §8.22;
-    /// Wireshark: `gtpv2.teid`); null otherwise.
-    pub control_teid: Option<u32>,
-    /// What the session table said about the TEID at the flow's last G-PDU: `known` (a
-    /// session the sensor saw set up), `unknown` (none yet, inside the learning period),
-    /// `unmapped` (none after it), `ue_mismatch` (a session whose UE address is not this
-    /// flow's), `none` (no G-PDU looked up).
-    pub session_state: &'static str,
+    /// The tunnel's session at the flow's last G-PDU: `seid`, `control_teid`,
+    /// `session_state`.
+    #[serde(flatten)]
+    pub session: SessionFields,
 }
 
 /// One flow record. Field names are a stable interface.
@@ -131,7 +123,7 @@ impl FlowRecord {
         let t = &f.tcp_flags;
         let gtp = f.key.is_tunnelled().then(|| {
             let (gnb_ip, upf_ip, ue_ip) = f.gtp_roles();
-            let (seid, control_teid, session_state) = f.session().record_fields();
+
             FlowGtp {
                 ul_teid: f.ul_teid,
                 dl_teid: f.dl_teid,
@@ -139,9 +131,7 @@ impl FlowRecord {
                 gnb_ip,
                 upf_ip,
                 ue_ip,
-                seid,
-                control_teid,
-                session_state,
+                session: f.session().record_fields(),
             }
         });
         FlowRecord {

@@ -108,15 +108,43 @@ pub struct TunnelSession {
 }
 
 impl TunnelSession {
-    /// `(seid, control_teid, session_state)` as records write them: `seid` for a PFCP
-    /// session, `control_teid` for a GTPv2-C one, and the state's name.
-    pub fn record_fields(&self) -> (Option<u64>, Option<u32>, &'static str) {
-        let seid = self.id.and_then(|(id, o)| (o == SessionOrigin::Pfcp).then_some(id));
-        let teid = self
-            .id
-            .and_then(|(id, o)| (o == SessionOrigin::Gtpv2c).then_some(id as u32));
-        (seid, teid, self.state.as_str())
+    /// The fields records write for this lookup.
+    pub fn record_fields(&self) -> SessionFields {
+        SessionFields {
+            seid: self.id.and_then(|(id, o)| (o == SessionOrigin::Pfcp).then_some(id)),
+            control_teid: self
+                .id
+                .and_then(|(id, o)| (o == SessionOrigin::Gtpv2c).then_some(id as u32)),
+            session_state: self.state.as_str(),
+        }
     }
+}
+
+/// The session of a tunnel as flow and alert records write it (inside their `gtp` object).
+/// Field names are a stable interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SessionFields {
+    /// SEID the SMF (CP function) allocated for the tunnel's PFCP session (TS 29.244
+    /// §8.2.37; Wireshark shows it in hex as `pfcp.seid`); null unless the session is a PFCP
+    /// one and `session_state` is `known` or `ue_mismatch`.
+    pub seid: Option<u64>,
+    /// For a session learnt from GTPv2-C (4G/NSA): the TEID the MME (or, when only S5 is
+    /// seen, the SGW) allocated for the session's S11/S5 control tunnel (TS 29.274 §8.22;
+    /// Wireshark: `gtpv2.teid`); null otherwise.
+    pub control_teid: Option<u32>,
+    /// What the session table said about the TEID: `known` (a session the sensor saw set
+    /// up), `unknown` (none yet, inside the learning period), `unmapped` (none after it),
+    /// `ue_mismatch` (a session whose UE address is not the packet's), `none` (no lookup).
+    pub session_state: &'static str,
+}
+
+impl SessionFields {
+    /// No lookup was made.
+    pub const NONE: SessionFields = SessionFields {
+        seid: None,
+        control_teid: None,
+        session_state: "none",
+    };
 }
 
 /// A GTP-U tunnel endpoint: the TEID and the address(es) of the node that allocated it.
