@@ -169,6 +169,24 @@ fn parse_ipv6(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
     Err(e(Reason::TooManyHeaders))
 }
 
+/// The packet of IP header `ip` before its transport is read: no ports, flags, tunnel or
+/// anomaly yet.
+pub(crate) fn bare_packet(ip: &IpView<'_>) -> Packet {
+    Packet {
+        src: ip.src,
+        dst: ip.dst,
+        proto: ip.proto,
+        src_port: 0,
+        dst_port: 0,
+        icmp: None,
+        tcp_flags: 0,
+        ip_len: ip.ip_len,
+        fragment: ip.fragment,
+        tunnel: None,
+        anomaly: None,
+    }
+}
+
 /// Decode an IP packet and its transport; when `open_tunnels` is set and the packet is
 /// GTP-U on UDP 2152, decode the G-PDU's inner IP packet as the flow instead.
 ///
@@ -187,19 +205,7 @@ pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeEr
     let open_tunnels = tunnels.is_some();
     let extra = tunnels.unwrap_or(0);
     let ip = parse_ip(d)?;
-    let mut pkt = Packet {
-        src: ip.src,
-        dst: ip.dst,
-        proto: ip.proto,
-        src_port: 0,
-        dst_port: 0,
-        icmp: None,
-        tcp_flags: 0,
-        ip_len: ip.ip_len,
-        fragment: ip.fragment,
-        tunnel: None,
-        anomaly: None,
-    };
+    let mut pkt = bare_packet(&ip);
     if ip.fragment == Fragment::Later {
         return Ok(pkt);
     }

@@ -426,19 +426,7 @@ pub fn outer_l4(linktype: LinkType, data: &[u8]) -> Result<Option<L4<'_>>, Decod
     if ip.fragment == Fragment::Later {
         return Ok(None);
     }
-    let mut pkt = Packet {
-        src: ip.src,
-        dst: ip.dst,
-        proto: ip.proto,
-        src_port: 0,
-        dst_port: 0,
-        icmp: None,
-        tcp_flags: 0,
-        ip_len: ip.ip_len,
-        fragment: ip.fragment,
-        tunnel: None,
-        anomaly: None,
-    };
+    let mut pkt = ip::bare_packet(&ip);
     let after = transport::transport(ip.proto, ip.payload, &mut pkt)?;
     let payload = if ip.proto == ipproto::SCTP { ip.payload } else { after };
     Ok(Some(L4 {

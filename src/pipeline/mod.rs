@@ -302,17 +302,12 @@ fn gtpu_signalling(s: &mut Stats, ip_bytes: &[u8]) {
     }
 }
 
-/// The payload of the UDP datagram in `ip_bytes` (cut to the UDP length when it is shorter
-/// than the IP payload), or `None` when the headers do not hold.
+/// The payload of the UDP datagram in `ip_bytes` (cut to the UDP length), or `None` when the
+/// headers do not hold. Only control-plane packets (PFCP, GTPv2-C, GTP-U signalling) come
+/// here, so reading their headers a second time stays off the G-PDU path.
 fn udp_payload(ip_bytes: &[u8]) -> Option<&[u8]> {
     let v = ip::parse_ip(ip_bytes).ok()?;
-    let udp_len = usize::from(link::be16(v.payload, 4)?);
-    let end = if udp_len >= 8 {
-        udp_len.min(v.payload.len())
-    } else {
-        v.payload.len()
-    };
-    v.payload.get(8..end)
+    crate::decode::transport::transport(ipproto::UDP, v.payload, &mut ip::bare_packet(&v)).ok()
 }
 
 /// Decode, flow state, detection and alert lifecycle for one stream of frames.
