@@ -10,86 +10,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use fivewatch::capture::FileSource;
-use fivewatch::decode::gtpv2c::{self, GTPC_PORT};
-use fivewatch::decode::pfcp::PFCP_PORT;
-use fivewatch::decode::{self, gtpu, ipproto, link, Decoded, Fragment, Packet};
+use fivewatch::decode::{self, gtpv2c};
 use fivewatch::session::{Direction, SessionConfig, SessionOrigin, SessionTable, TeidState, TunnelEndpoint};
 use proptest::prelude::*;
 
 const EPC: &str = "epc-srsenb-gtpu-user-traffic-gtpv2c.pcapng";
 const CREATE_DELETE: &str = "gtpv2c-create-delete-session.pcap";
 
-/// A captured frame, in capture order.
-enum Item {
-    /// A UDP datagram to or from port 8805.
-    Pfcp {
-        src: IpAddr,
-        dst: IpAddr,
-        payload: Vec<u8>,
-        ts: u64,
-    },
-    /// A UDP datagram to or from port 2123.
-    Gtpc {
-        src: IpAddr,
-        dst: IpAddr,
-        payload: Vec<u8>,
-        ts: u64,
-    },
-    /// A GTP-U G-PDU (decoded by the crate, inner packet with its tunnel).
-    Gpdu { pkt: Packet, ts: u64 },
-}
-
-fn empty_packet(src: IpAddr, dst: IpAddr) -> Packet {
-    Packet {
-        src,
-        dst,
-        proto: ipproto::UDP,
-        src_port: 0,
-        dst_port: 0,
-        icmp: None,
-        tcp_flags: 0,
-        ip_len: 0,
-        fragment: Fragment::None,
-        tunnel: None,
-        anomaly: None,
-    }
-}
-
-/// PFCP and GTPv2-C datagrams and G-PDUs of capture `name`, with the crate's public decoders.
-fn items(name: &str) -> Vec<Item> {
-    let mut out = Vec::new();
-    FileSource::open(&common::capture(name))
-        .and_then(|mut src| {
-            src.for_each(|f| {
-                if let Ok(Decoded::Ip(p)) = decode::decode(f.linktype, f.data) {
-                    if p.tunnel.is_some_and(|t| t.header.message_type == gtpu::MSG_GPDU) {
-                        out.push(Item::Gpdu { pkt: p, ts: f.ts_ns });
-                        return;
-                    }
-                }
-                let Ok(link::Network::Ip(ip)) = link::network_layer(f.linktype, f.data) else {
-                    return;
-                };
-                let Ok(v) = decode::ip::parse_ip(ip) else { return };
-                if v.proto != ipproto::UDP || v.fragment != Fragment::None {
-                    return;
-                }
-                let mut p = empty_packet(v.src, v.dst);
-                let Ok(payload) = decode::transport::transport(ipproto::UDP, v.payload, &mut p) else {
-                    return;
-                };
-                let (src, dst, payload, ts) = (v.src, v.dst, payload.to_vec(), f.ts_ns);
-                if p.src_port == PFCP_PORT || p.dst_port == PFCP_PORT {
-                    out.push(Item::Pfcp { src, dst, payload, ts });
-                } else if p.src_port == GTPC_PORT || p.dst_port == GTPC_PORT {
-                    out.push(Item::Gtpc { src, dst, payload, ts });
-                }
-            })
-        })
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    out
-}
+use common::planes::{items, Item};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("IP literal")

@@ -9,87 +9,22 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use fivewatch::capture::FileSource;
-use fivewatch::decode::pfcp::{self, ie, NodeId, PFCP_PORT};
-use fivewatch::decode::{self, gtpu, ipproto, link, Decoded, Fragment, Packet};
+use fivewatch::decode;
+use fivewatch::decode::pfcp::{self, ie, NodeId};
 use fivewatch::session::{SessionConfig, SessionTable, TeidState};
 use proptest::prelude::*;
 
 const SA: &str = "5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng";
 const RAWIP: &str = "pfcp-session-rawip.pcapng";
 
-/// A captured frame, in capture order.
-enum Item {
-    /// A UDP datagram to or from port 8805 (outer IP, not quoted in ICMP).
-    Pfcp {
-        src: IpAddr,
-        dst: IpAddr,
-        payload: Vec<u8>,
-        ts: u64,
-    },
-    /// A GTP-U G-PDU (decoded by the crate, inner packet with its tunnel).
-    Gpdu { pkt: Packet, ts: u64 },
-}
-
-fn empty_packet(src: IpAddr, dst: IpAddr) -> Packet {
-    Packet {
-        src,
-        dst,
-        proto: ipproto::UDP,
-        src_port: 0,
-        dst_port: 0,
-        icmp: None,
-        tcp_flags: 0,
-        ip_len: 0,
-        fragment: Fragment::None,
-        tunnel: None,
-        anomaly: None,
-    }
-}
-
-/// PFCP datagrams and G-PDUs of capture `name`, decoded with the crate's public decoders.
-fn items(name: &str) -> Vec<Item> {
-    let mut out = Vec::new();
-    FileSource::open(&common::capture(name))
-        .and_then(|mut src| {
-            src.for_each(|f| {
-                if let Ok(Decoded::Ip(p)) = decode::decode(f.linktype, f.data) {
-                    if p.tunnel.is_some_and(|t| t.header.message_type == gtpu::MSG_GPDU) {
-                        out.push(Item::Gpdu { pkt: p, ts: f.ts_ns });
-                        return;
-                    }
-                }
-                let Ok(link::Network::Ip(ip)) = link::network_layer(f.linktype, f.data) else {
-                    return;
-                };
-                let Ok(v) = decode::ip::parse_ip(ip) else { return };
-                if v.proto != ipproto::UDP || v.fragment != Fragment::None {
-                    return;
-                }
-                let mut p = empty_packet(v.src, v.dst);
-                let Ok(payload) = decode::transport::transport(ipproto::UDP, v.payload, &mut p) else {
-                    return;
-                };
-                if p.src_port == PFCP_PORT || p.dst_port == PFCP_PORT {
-                    out.push(Item::Pfcp {
-                        src: v.src,
-                        dst: v.dst,
-                        payload: payload.to_vec(),
-                        ts: f.ts_ns,
-                    });
-                }
-            })
-        })
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    out
-}
+use common::planes::{items, Item};
 
 fn pfcp_payloads(name: &str) -> Vec<(IpAddr, IpAddr, Vec<u8>, u64)> {
     items(name)
         .into_iter()
         .filter_map(|i| match i {
             Item::Pfcp { src, dst, payload, ts } => Some((src, dst, payload, ts)),
-            Item::Gpdu { .. } => None,
+            Item::Gtpc { .. } | Item::Gpdu { .. } => None,
         })
         .collect()
 }
@@ -381,6 +316,7 @@ fn sa_capture_every_gpdu_maps_to_its_ue() {
     for item in items(SA) {
         match item {
             Item::Pfcp { src, dst, payload, ts } => t.on_pfcp(src, dst, &payload, ts).expect("decodes"),
+            Item::Gtpc { .. } => unreachable!("the 5G SA capture carries no GTPv2-C"),
             Item::Gpdu { pkt, ts } => {
                 gpdus += 1;
                 let tun = pkt.tunnel.expect("tunnel");

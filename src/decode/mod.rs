@@ -409,6 +409,9 @@ pub struct L4<'a> {
     /// packet *including* its 12-octet common header (input of [`sctp::parse`]). Other
     /// protocols: the IP payload.
     pub payload: &'a [u8],
+    /// [`Fragment::First`] when the IP packet is the first fragment of a larger datagram
+    /// (the payload is then incomplete); [`Fragment::None`] otherwise.
+    pub fragment: Fragment,
 }
 
 /// Decode the link and the outer IP header of one frame and return its transport payload,
@@ -436,6 +439,7 @@ pub fn outer_l4(linktype: LinkType, data: &[u8]) -> Result<Option<L4<'_>>, Decod
         src_port: pkt.src_port,
         dst_port: pkt.dst_port,
         payload,
+        fragment: ip.fragment,
     }))
 }
 

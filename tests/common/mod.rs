@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod planes;
 
 use std::path::{Path, PathBuf};
 
