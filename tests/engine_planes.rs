@@ -155,15 +155,9 @@ fn every_gpdu_of_the_5g_capture_maps_to_a_pfcp_session() {
 
 /// Engine over built Ethernet frames, one per millisecond.
 fn run_frames(frames: &[Vec<u8>]) -> fivewatch::pipeline::Stats {
-    use fivewatch::capture::{Frame, LinkType};
     let mut engine = fivewatch::pipeline::Engine::new(&Config::default(), "test".into());
     for (i, f) in frames.iter().enumerate() {
-        engine.process(&Frame {
-            ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1_000_000,
-            linktype: LinkType::ETHERNET,
-            data: f,
-            wire_len: f.len() as u32,
-        });
+        common::feed_ethernet(&mut engine, 1_700_000_000_000_000_000 + i as u64 * 1_000_000, f);
     }
     engine.finish();
     engine.stats().clone()

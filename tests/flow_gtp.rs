@@ -246,31 +246,18 @@ fn epc_flow_records_take_the_direction_from_the_session_table() {
 #[test]
 fn a_gpdu_whose_ue_is_not_the_sessions_is_a_mismatch() {
     use common::frames::{gtpu, ipv4, udp};
-    use fivewatch::capture::{Frame, LinkType};
-    let frames = common::frames(&common::capture("5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng"));
     let mut e = fivewatch::pipeline::Engine::new(&fivewatch::config::Config::default(), "t".into());
     let t0 = 1_598_111_600_000_000_000u64; // after the capture (2020-08-22 15:53 UTC)
-    let mut ts = 0;
-    for f in &frames {
-        ts = f.ts_ns;
-        e.process(&Frame {
-            ts_ns: f.ts_ns,
-            linktype: f.linktype,
-            data: &f.data,
-            wire_len: f.data.len() as u32,
-        });
-    }
+    let ts = common::feed_capture(&mut e, "5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng");
     assert!(ts < t0);
     let before = e.stats().gtpu_session_lookups;
     for (i, ue) in [[10, 45, 0, 99], [10, 45, 0, 2]].into_iter().enumerate() {
         let inner = ipv4(17, ue, [8, 8, 8, 8], &udp(5000, 53, &[0; 4]));
-        let f = gtpu([127, 0, 0, 2], [127, 0, 0, 7], 1, Some((1, 1)), inner);
-        e.process(&Frame {
-            ts_ns: t0 + i as u64,
-            linktype: LinkType::ETHERNET,
-            data: &f,
-            wire_len: f.len() as u32,
-        });
+        common::feed_ethernet(
+            &mut e,
+            t0 + i as u64,
+            &gtpu([127, 0, 0, 2], [127, 0, 0, 7], 1, Some((1, 1)), inner),
+        );
     }
     let after = e.stats().gtpu_session_lookups;
     let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();

@@ -3,7 +3,6 @@
 //! uplink TEID and QFI. The frames are built here byte by byte after TS 29.281 §5.1/§5.2 and
 //! TS 38.415 §5.5.2, so every expected value is fixed by construction.
 
-use fivewatch::capture::{Frame, LinkType};
 use fivewatch::config::Config;
 use fivewatch::pipeline::Engine;
 
@@ -24,13 +23,7 @@ fn tunnelled_syn_flood_alert_carries_gtp_context() {
     let t0 = 1_700_000_000_000_000_000u64;
     // 3000 SYNs, one per millisecond: 1000 half-open SYN/s against a 300 SYN/s threshold.
     for i in 0..3000u64 {
-        let f = uplink_syn(10000 + i as u16);
-        engine.process(&Frame {
-            ts_ns: t0 + i * 1_000_000,
-            linktype: LinkType::ETHERNET,
-            data: &f,
-            wire_len: f.len() as u32,
-        });
+        common::feed_ethernet(&mut engine, t0 + i * 1_000_000, &uplink_syn(10000 + i as u16));
     }
     engine.finish();
     let recs: Vec<serde_json::Value> = engine
@@ -73,27 +66,16 @@ fn tunnelled_syn_flood_alert_carries_gtp_context() {
 #[test]
 fn tunnelled_flood_alert_names_the_pfcp_session() {
     let mut engine = Engine::new(&Config::default(), "test".into());
-    let mut last = 0;
-    for f in common::frames(&common::capture("5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng")) {
-        last = f.ts_ns;
-        engine.process(&Frame {
-            ts_ns: f.ts_ns,
-            linktype: f.linktype,
-            data: &f.data,
-            wire_len: f.data.len() as u32,
-        });
-    }
+    let last = common::feed_capture(&mut engine, "5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng");
     engine.take_records().for_each(drop);
     let t0 = last + 1_000_000_000;
     for i in 0..3000u64 {
         let inner = ipv4(6, [10, 45, 0, 2], [198, 51, 100, 7], &tcp(10000 + i as u16, 443, 0x02));
-        let f = gtpu([127, 0, 0, 2], [127, 0, 0, 7], 1, None, inner);
-        engine.process(&Frame {
-            ts_ns: t0 + i * 1_000_000,
-            linktype: LinkType::ETHERNET,
-            data: &f,
-            wire_len: f.len() as u32,
-        });
+        common::feed_ethernet(
+            &mut engine,
+            t0 + i * 1_000_000,
+            &gtpu([127, 0, 0, 2], [127, 0, 0, 7], 1, None, inner),
+        );
     }
     engine.finish();
     let recs: Vec<serde_json::Value> = engine

@@ -136,3 +136,29 @@ pub fn decode_all(path: &Path) -> Vec<Result<Decoded, DecodeError>> {
         .map(|f| decode::decode(f.linktype, &f.data))
         .collect()
 }
+
+/// Feed one built Ethernet frame (captured whole) to `engine` at capture time `ts_ns`.
+pub fn feed_ethernet(engine: &mut Engine, ts_ns: u64, data: &[u8]) {
+    engine.process(&fivewatch::capture::Frame {
+        ts_ns,
+        linktype: LinkType::ETHERNET,
+        data,
+        wire_len: data.len() as u32,
+    });
+}
+
+/// Feed every frame of capture `name` to `engine`, in file order; returns the last frame's
+/// timestamp (ns since the Unix epoch).
+pub fn feed_capture(engine: &mut Engine, name: &str) -> u64 {
+    let mut last = 0;
+    for f in frames(&capture(name)) {
+        last = f.ts_ns;
+        engine.process(&fivewatch::capture::Frame {
+            ts_ns: f.ts_ns,
+            linktype: f.linktype,
+            data: &f.data,
+            wire_len: f.data.len() as u32,
+        });
+    }
+    last
+}
