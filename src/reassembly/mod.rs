@@ -14,7 +14,7 @@
 //! - [`Outcome::Complete`]: this fragment completed a datagram; the slice is the rebuilt IP
 //!   packet, which [`crate::decode::ip::decode_ip_with`] decodes unchanged.
 //! - [`Outcome::Dropped`]: the fragment (and, for some reasons, its whole datagram) was
-//!   discarded; [`DropReason`] says why.
+//!   discarded; the [`Counter`] says why.
 //!
 //! [`Reassembler::expire`] is to be called once per second of capture time; it drops the
 //! datagrams still incomplete after their timeout (counted as `timeout`).
@@ -271,60 +271,9 @@ pub struct FragmentKey {
     pub id: u32,
 }
 
-/// Why a fragment was discarded. `as_str` is the stable metric label; every reason is also a
-/// [`Counter`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// Overlapping fragments (other than exact duplicates) or conflicting length claims: the
-    /// datagram is abandoned (RFC 5722).
-    Overlap,
-    /// The datagram table was full and no older datagram could be evicted (only with a
-    /// degenerate limit).
-    TooManyDatagrams,
-    /// The fragment does not fit the byte budget even with every other datagram evicted: its
-    /// datagram is abandoned.
-    MemoryLimit,
-    /// Offset + length beyond the largest rebuilt packet: the fragment is discarded.
-    TooLarge,
-    /// A non-last fragment whose length is not a multiple of 8, a fragment without data, or a
-    /// length field that cannot be right: the fragment is discarded.
-    BadFragment,
-    /// The offset-0 fragment cannot hold the transport header (RFC 1858 §3, RFC 7112): the
-    /// datagram is abandoned.
-    TinyFirstFragment,
-    /// More than [`ReassemblyLimits::max_fragments_per_datagram`] fragments: the datagram is
-    /// abandoned.
-    TooManyFragments,
-    /// Fewer bytes captured than the IP length says (snap length): the fragment is discarded.
-    Truncated,
-    /// A fragment of a datagram already abandoned, discarded until that datagram's timeout.
-    Abandoned,
-}
-
-impl DropReason {
-    /// The counter this reason increments.
-    pub fn counter(self) -> Counter {
-        match self {
-            DropReason::Overlap => Counter::Overlap,
-            DropReason::TooManyDatagrams => Counter::TooManyDatagrams,
-            DropReason::MemoryLimit => Counter::MemoryLimit,
-            DropReason::TooLarge => Counter::TooLarge,
-            DropReason::BadFragment => Counter::BadFragment,
-            DropReason::TinyFirstFragment => Counter::TinyFirstFragment,
-            DropReason::TooManyFragments => Counter::TooManyFragments,
-            DropReason::Truncated => Counter::Truncated,
-            DropReason::Abandoned => Counter::Abandoned,
-        }
-    }
-
-    /// Stable snake_case label (same as the counter's).
-    pub fn as_str(self) -> &'static str {
-        self.counter().as_str()
-    }
-}
-
-/// What the reassembler counts. `as_str` gives the stable metric label, `ALL` the fixed set
-/// of series. Units: `fragments`, `duplicate`, `too_large`, `bad_fragment`, `truncated` and
+/// What the reassembler counts, and why it dropped a fragment ([`Outcome::Dropped`] carries
+/// one of the drop counters: everything but `Fragments`, `Reassembled`, `Duplicate` and
+/// `Timeout`). `as_str` gives the stable metric label, `ALL` the fixed set of series. Units: `fragments`, `duplicate`, `too_large`, `bad_fragment`, `truncated` and
 /// `abandoned` count fragments; the others count datagrams (`overlap`, `tiny_first_fragment`,
 /// `too_many_fragments` once per datagram abandoned, `too_many_datagrams` and `memory_limit`
 /// once per datagram evicted or abandoned for that limit).
@@ -336,7 +285,8 @@ pub enum Counter {
     Reassembled,
     /// Exact duplicate fragments, ignored.
     Duplicate,
-    /// Datagrams abandoned for overlapping fragments or conflicting lengths.
+    /// Datagrams abandoned for overlapping fragments or conflicting lengths (RFC 5722; the
+    /// same rule for IPv4).
     Overlap,
     /// Incomplete datagrams dropped at their timeout.
     Timeout,
@@ -344,17 +294,20 @@ pub enum Counter {
     TooManyDatagrams,
     /// Datagrams evicted or abandoned because of the byte budget.
     MemoryLimit,
-    /// Fragments reaching past the largest rebuilt packet.
+    /// Fragments reaching past the largest rebuilt packet (offset + length), discarded.
     TooLarge,
-    /// Malformed fragments (length not a multiple of 8, empty, impossible length field).
+    /// Malformed fragments (non-last length not a multiple of 8, empty, impossible length
+    /// field), discarded.
     BadFragment,
-    /// Datagrams abandoned for a tiny first fragment.
+    /// Datagrams abandoned because the offset-0 fragment cannot hold the transport header
+    /// (RFC 1858 §3, RFC 7112).
     TinyFirstFragment,
-    /// Datagrams abandoned for having too many fragments.
+    /// Datagrams abandoned for having more than
+    /// [`ReassemblyLimits::max_fragments_per_datagram`] fragments.
     TooManyFragments,
-    /// Fragments cut by the snap length.
+    /// Fragments cut by the snap length (fewer bytes than the IP length says), discarded.
     Truncated,
-    /// Fragments of abandoned datagrams, discarded.
+    /// Fragments of abandoned datagrams, discarded until that datagram's timeout.
     Abandoned,
 }
 
@@ -435,7 +388,7 @@ pub enum Outcome<'a> {
     /// This fragment completed its datagram: the rebuilt IP packet (valid until the next call).
     Complete(&'a [u8]),
     /// Discarded, with why.
-    Dropped(DropReason),
+    Dropped(Counter),
 }
 
 /// One fragment held: `len` data bytes at fragment offset `off`, stored at `pos` in the
@@ -543,7 +496,7 @@ struct Frag<'a> {
 
 enum Parsed<'a> {
     NotFragment,
-    Bad(DropReason),
+    Bad(Counter),
     Fragment(Frag<'a>),
 }
 
@@ -590,10 +543,10 @@ fn parse_v4(d: &[u8]) -> Parsed<'_> {
     let total = usize::from(u16::from_be_bytes([d[2], d[3]]));
     if total <= ihl {
         // 0 (what segmentation offload leaves) or no room for data: not a usable fragment.
-        return Parsed::Bad(DropReason::BadFragment);
+        return Parsed::Bad(Counter::BadFragment);
     }
     let Some(data) = d.get(ihl..total) else {
-        return Parsed::Bad(DropReason::Truncated);
+        return Parsed::Bad(Counter::Truncated);
     };
     Parsed::Fragment(Frag {
         key: FragmentKey {
@@ -637,10 +590,10 @@ fn parse_v6(d: &[u8]) -> Parsed<'_> {
                 if plen == 0 || end < off + 8 {
                     // A jumbogram cannot be fragmented (RFC 2675 §3); a Payload Length that
                     // ends inside the Fragment header is wrong.
-                    return Parsed::Bad(DropReason::BadFragment);
+                    return Parsed::Bad(Counter::BadFragment);
                 }
                 let Some(data) = d.get(off + 8..end) else {
-                    return Parsed::Bad(DropReason::Truncated);
+                    return Parsed::Bad(Counter::Truncated);
                 };
                 return Parsed::Fragment(Frag {
                     key: FragmentKey {
@@ -788,11 +741,11 @@ impl Reassembler {
         self.stats.bump(Counter::Fragments);
         let len = f.data.len();
         if len == 0 || (f.more && len % 8 != 0) {
-            return self.discard(DropReason::BadFragment);
+            return self.discard(Counter::BadFragment);
         }
         let end = f.off as usize + len;
         if f.hdr.len() + end > self.packet_limit(f.v6) {
-            return self.discard(DropReason::TooLarge);
+            return self.discard(Counter::TooLarge);
         }
         let hash = self.hasher.hash_one(f.key);
         let found = self.index.find(hash, |&i| self.slots[i as usize].key == f.key).copied();
@@ -807,7 +760,7 @@ impl Reassembler {
             Some(s) => s,
             None => match self.allocate(f.key, f.v6, ts_ns, hash) {
                 Some(s) => s,
-                None => return self.discard(DropReason::TooManyDatagrams),
+                None => return self.discard(Counter::TooManyDatagrams),
             },
         };
         self.add(s, &f)
@@ -835,8 +788,8 @@ impl Reassembler {
         self.max_packet.min(if v6 { IPV6_MAX_PACKET } else { IPV4_MAX_PACKET })
     }
 
-    fn discard(&mut self, r: DropReason) -> Outcome<'static> {
-        self.stats.bump(r.counter());
+    fn discard(&mut self, r: Counter) -> Outcome<'static> {
+        self.stats.bump(r);
         Outcome::Dropped(r)
     }
 
@@ -844,7 +797,7 @@ impl Reassembler {
     fn add(&mut self, s: u32, f: &Frag<'_>) -> Outcome<'_> {
         let si = s as usize;
         if self.slots[si].state == State::Abandoned {
-            return self.discard(DropReason::Abandoned);
+            return self.discard(Counter::Abandoned);
         }
         let len = f.data.len() as u32;
         let end = f.off + len;
@@ -855,7 +808,7 @@ impl Reassembler {
             None => !f.more && slot.pieces.last().is_some_and(|p| p.off + p.len > end),
         };
         if conflict {
-            return self.abandon(s, DropReason::Overlap);
+            return self.abandon(s, Counter::Overlap);
         }
         let at = slot.pieces.partition_point(|p| p.off < f.off);
         if let Some(&p) = slot.pieces.get(at) {
@@ -865,29 +818,29 @@ impl Reassembler {
                     self.stats.bump(Counter::Duplicate);
                     return Outcome::Duplicate;
                 }
-                return self.abandon(s, DropReason::Overlap);
+                return self.abandon(s, Counter::Overlap);
             }
             if p.off < end {
-                return self.abandon(s, DropReason::Overlap);
+                return self.abandon(s, Counter::Overlap);
             }
         }
         if at > 0 {
             let p = slot.pieces[at - 1];
             if p.off + p.len > f.off {
-                return self.abandon(s, DropReason::Overlap);
+                return self.abandon(s, Counter::Overlap);
             }
         }
         if f.off == 0 && first_fragment_too_short(f.v6, f.proto, f.data) {
-            return self.abandon(s, DropReason::TinyFirstFragment);
+            return self.abandon(s, Counter::TinyFirstFragment);
         }
         if slot.pieces.len() >= self.max_pieces {
-            return self.abandon(s, DropReason::TooManyFragments);
+            return self.abandon(s, Counter::TooManyFragments);
         }
         let need = f.data.len() + PIECE_COST + if f.off == 0 { f.hdr.len() } else { 0 };
         while self.stats.buffered_bytes + need > self.max_bytes {
             match self.oldest_except(s) {
                 Some(victim) => self.remove(victim, Some(Counter::MemoryLimit)),
-                None => return self.abandon(s, DropReason::MemoryLimit),
+                None => return self.abandon(s, Counter::MemoryLimit),
             }
         }
         let slot = &mut self.slots[si];
@@ -918,7 +871,7 @@ impl Reassembler {
         let rebuilt = slot.hdr.len() + total;
         if rebuilt > self.packet_limit(v6) {
             // The offset-0 fragment's header is longer than the one the limit was checked with.
-            return self.abandon(s, DropReason::TooLarge);
+            return self.abandon(s, Counter::TooLarge);
         }
         self.out.clear();
         self.out.extend_from_slice(&slot.hdr);
@@ -950,7 +903,7 @@ impl Reassembler {
     }
 
     /// Give up on the datagram in slot `s`: free its buffers, keep its key until timeout.
-    fn abandon(&mut self, s: u32, r: DropReason) -> Outcome<'static> {
+    fn abandon(&mut self, s: u32, r: Counter) -> Outcome<'static> {
         let retain = self.retain;
         let slot = &mut self.slots[s as usize];
         self.stats.buffered_bytes -= slot.charged;

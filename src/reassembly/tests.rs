@@ -179,9 +179,9 @@ fn overlap_with_different_data_abandons_the_datagram() {
     let mut r = default_r();
     assert_eq!(r.push(&frags[0], 0), Outcome::Pending);
     assert_eq!(r.push(&frags[1], 0), Outcome::Pending);
-    assert_eq!(r.push(&forged, 0), Outcome::Dropped(DropReason::Overlap));
+    assert_eq!(r.push(&forged, 0), Outcome::Dropped(Counter::Overlap));
     // RFC 5722: later fragments of the datagram are discarded too.
-    assert_eq!(r.push(&frags[2], 0), Outcome::Dropped(DropReason::Abandoned));
+    assert_eq!(r.push(&frags[2], 0), Outcome::Dropped(Counter::Abandoned));
     assert_eq!(r.stats().get(Counter::Overlap), 1);
     assert_eq!(r.stats().get(Counter::Abandoned), 1);
     assert_eq!(r.stats().get(Counter::Reassembled), 0);
@@ -200,7 +200,7 @@ fn partial_overlap_with_identical_data_is_dropped_for_both_versions() {
     assert_eq!(r.push(&v4_frag(1, 17, 0, true, &payload[..24]), 0), Outcome::Pending);
     assert_eq!(
         r.push(&v4_frag(1, 17, 16, false, &payload[16..]), 0),
-        Outcome::Dropped(DropReason::Overlap)
+        Outcome::Dropped(Counter::Overlap)
     );
     assert_eq!(
         r.push(&v6_frag(44, &[], 17, 1, 0, true, &payload[..24]), 0),
@@ -208,7 +208,7 @@ fn partial_overlap_with_identical_data_is_dropped_for_both_versions() {
     );
     assert_eq!(
         r.push(&v6_frag(44, &[], 17, 1, 8, false, &payload[8..]), 0),
-        Outcome::Dropped(DropReason::Overlap)
+        Outcome::Dropped(Counter::Overlap)
     );
     assert_eq!(r.stats().get(Counter::Overlap), 2);
 }
@@ -221,13 +221,13 @@ fn conflicting_last_fragments_are_an_overlap() {
     // A second last fragment ending earlier (at 24, not 48), overlapping nothing.
     assert_eq!(
         r.push(&v4_frag(2, 17, 16, false, &payload[16..24]), 0),
-        Outcome::Dropped(DropReason::Overlap)
+        Outcome::Dropped(Counter::Overlap)
     );
     // Data past the end set by the last fragment.
     assert_eq!(r.push(&v4_frag(4, 17, 8, false, &payload[8..16]), 0), Outcome::Pending);
     assert_eq!(
         r.push(&v4_frag(4, 17, 16, true, &payload[16..24]), 0),
-        Outcome::Dropped(DropReason::Overlap)
+        Outcome::Dropped(Counter::Overlap)
     );
 }
 
@@ -293,7 +293,7 @@ fn byte_budget_evicts_the_oldest_and_is_never_exceeded() {
     let frags = v4_split(99, 17, &udp_datagram(65_504), 7280);
     assert_eq!(frags.len(), 9);
     let outs = push_all(&mut r, &frags);
-    assert_eq!(outs[8], Err(Outcome::Dropped(DropReason::MemoryLimit)));
+    assert_eq!(outs[8], Err(Outcome::Dropped(Counter::MemoryLimit)));
     assert_eq!(r.stats().buffered_bytes, 0);
 }
 
@@ -344,14 +344,14 @@ fn offsets_past_the_largest_packet_are_too_large() {
     // IPv4: offset 8191 * 8 = 65528 plus 8 octets plus a 20-octet header > 65,535.
     assert_eq!(
         r.push(&v4_frag(1, 17, 65_528, true, &[0; 8]), 0),
-        Outcome::Dropped(DropReason::TooLarge)
+        Outcome::Dropped(Counter::TooLarge)
     );
     // Ending exactly at Total Length 65,535 is fine.
     assert_eq!(r.push(&v4_frag(1, 17, 65_512, false, &[0; 3]), 0), Outcome::Pending);
     // IPv6: the reassembled Payload Length may be 65,535 at most: 65,528 + 8 + 8 is not.
     assert_eq!(
         r.push(&v6_frag(44, &[], 17, 1, 65_528, false, &[0; 8]), 0),
-        Outcome::Dropped(DropReason::TooLarge)
+        Outcome::Dropped(Counter::TooLarge)
     );
     assert_eq!(
         r.push(&v6_frag(44, &[], 17, 1, 65_528, false, &[0; 7]), 0),
@@ -367,11 +367,11 @@ fn tiny_first_fragment_abandons_the_datagram() {
     // 16 octets cannot hold the 20-octet TCP header (RFC 1858 §3).
     assert_eq!(
         r.push(&v4_frag(3, 6, 0, true, &seg[..16]), 0),
-        Outcome::Dropped(DropReason::TinyFirstFragment)
+        Outcome::Dropped(Counter::TinyFirstFragment)
     );
     assert_eq!(
         r.push(&v4_frag(3, 6, 16, false, &seg[16..]), 0),
-        Outcome::Dropped(DropReason::Abandoned)
+        Outcome::Dropped(Counter::Abandoned)
     );
     // 24 octets hold it.
     assert_eq!(r.push(&v4_frag(4, 6, 0, true, &seg[..24]), 0), Outcome::Pending);
@@ -385,7 +385,7 @@ fn tiny_first_fragment_abandons_the_datagram() {
     dst_then_udp.extend_from_slice(&udp_datagram(32));
     assert_eq!(
         r.push(&v6_frag(44, &[], 60, 9, 0, true, &dst_then_udp[..8]), 0),
-        Outcome::Dropped(DropReason::TinyFirstFragment)
+        Outcome::Dropped(Counter::TinyFirstFragment)
     );
     assert_eq!(r.stats().get(Counter::TinyFirstFragment), 2);
 }
@@ -396,16 +396,16 @@ fn bad_and_truncated_fragments_are_discarded_alone() {
     // Non-last fragment of 12 octets: not a multiple of 8.
     assert_eq!(
         r.push(&v4_frag(1, 17, 0, true, &[0; 12]), 0),
-        Outcome::Dropped(DropReason::BadFragment)
+        Outcome::Dropped(Counter::BadFragment)
     );
     // A fragment without data.
     assert_eq!(
         r.push(&v4_frag(1, 17, 8, false, &[]), 0),
-        Outcome::Dropped(DropReason::BadFragment)
+        Outcome::Dropped(Counter::BadFragment)
     );
     // Captured bytes end before Total Length.
     let f = v4_frag(1, 17, 0, true, &[0; 16]);
-    assert_eq!(r.push(&f[..30], 0), Outcome::Dropped(DropReason::Truncated));
+    assert_eq!(r.push(&f[..30], 0), Outcome::Dropped(Counter::Truncated));
     assert_eq!(r.stats().datagrams, 0, "nothing was buffered");
     assert_eq!(r.stats().get(Counter::Fragments), 3);
 }
@@ -491,7 +491,7 @@ fn too_many_fragments_abandon_the_datagram() {
     let frags = v4_split(1, 17, &udp_datagram(72), 16);
     assert_eq!(frags.len(), 5);
     let outs = push_all(&mut r, &frags);
-    assert_eq!(outs[4], Err(Outcome::Dropped(DropReason::TooManyFragments)));
+    assert_eq!(outs[4], Err(Outcome::Dropped(Counter::TooManyFragments)));
 }
 
 /// The steady state reuses one slot and its buffer: completed datagrams leave no slot
