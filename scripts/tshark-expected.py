@@ -52,9 +52,10 @@ import glob
 import json
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
+
+import tshark_fields
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -88,31 +89,12 @@ IPS = ("ip", "ipv6")
 GTPU_PORT = 2152
 
 
-def tshark_version():
-    out = subprocess.run(["tshark", "--version"], capture_output=True, text=True, check=True).stdout
-    return out.splitlines()[0].strip()
-
-
 def tshark_cmd(path):
-    cmd = ["tshark", "-r", path] + TSHARK_OPTS
-    for f in FIELDS:
-        cmd += ["-e", f]
-    return cmd
+    return tshark_fields.tshark_cmd(path, TSHARK_OPTS, FIELDS)
 
 
 def run_tshark(path, confdir):
-    env = dict(os.environ, WIRESHARK_CONFIG_DIR=confdir, LC_ALL="C")
-    p = subprocess.run(tshark_cmd(path), capture_output=True, text=True, env=env, cwd=ROOT)
-    stderr = [l for l in p.stderr.splitlines() if l.strip() and not l.startswith("Running as user")]
-    if p.returncode != 0:
-        raise SystemExit("tshark failed on %s (rc %d): %s" % (path, p.returncode, "\n".join(stderr)))
-    rows = []
-    for line in p.stdout.splitlines():
-        vals = line.split("\t")
-        if len(vals) != len(FIELDS):
-            raise SystemExit("unexpected column count in %s: %r" % (path, line))
-        rows.append({f: (v.split(",") if v != "" else []) for f, v in zip(FIELDS, vals)})
-    return rows, stderr
+    return tshark_fields.run_tshark(path, TSHARK_OPTS, FIELDS, confdir)
 
 
 def as_int(s):
@@ -399,7 +381,7 @@ def main(argv):
         want = {os.path.basename(a) for a in argv}
         caps = [c for c in caps if os.path.basename(c) in want]
     os.makedirs(OUT, exist_ok=True)
-    version = tshark_version()
+    version = tshark_fields.tshark_version()
     with tempfile.TemporaryDirectory(prefix="tshark-conf-") as confdir:
         for path in caps:
             name = os.path.basename(path)

@@ -71,9 +71,10 @@ import glob
 import json
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
+
+import tshark_fields
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -113,31 +114,12 @@ FIELDS = [
 ]
 
 
-def tshark_version():
-    out = subprocess.run(["tshark", "--version"], capture_output=True, text=True, check=True).stdout
-    return out.splitlines()[0].strip()
+def tshark_cmd(path):
+    return tshark_fields.tshark_cmd(path, TSHARK_OPTS, FIELDS)
 
 
-def tshark_cmd(rel):
-    cmd = ["tshark", "-r", rel] + TSHARK_OPTS
-    for f in FIELDS:
-        cmd += ["-e", f]
-    return cmd
-
-
-def run_tshark(rel, confdir):
-    env = dict(os.environ, WIRESHARK_CONFIG_DIR=confdir, LC_ALL="C")
-    p = subprocess.run(tshark_cmd(rel), capture_output=True, text=True, env=env, cwd=ROOT)
-    stderr = [l for l in p.stderr.splitlines() if l.strip() and not l.startswith("Running as user")]
-    if p.returncode != 0:
-        raise SystemExit("tshark failed on %s (rc %d): %s" % (rel, p.returncode, "\n".join(stderr)))
-    rows = []
-    for line in p.stdout.splitlines():
-        vals = line.split("\t")
-        if len(vals) != len(FIELDS):
-            raise SystemExit("unexpected column count in %s: %r" % (rel, line[:200]))
-        rows.append({f: (v.split(",") if v != "" else []) for f, v in zip(FIELDS, vals)})
-    return rows, stderr
+def run_tshark(path, confdir):
+    return tshark_fields.run_tshark(path, TSHARK_OPTS, FIELDS, confdir)
 
 
 def num(s):
@@ -316,7 +298,7 @@ def main(argv):
         want = {os.path.basename(a) for a in argv}
         caps = [c for c in caps if os.path.basename(c) in want]
     os.makedirs(OUT, exist_ok=True)
-    version = tshark_version()
+    version = tshark_fields.tshark_version()
     with tempfile.TemporaryDirectory(prefix="tshark-conf-") as confdir:
         for path in caps:
             name = os.path.basename(path)
