@@ -44,6 +44,13 @@ impl Facts {
         let v: serde_json::Value = v.into();
         self.sets.entry(key).or_default().insert(v.to_string());
     }
+
+    /// Add the value when present (addresses as text, as tshark prints them).
+    fn add_some<T: std::fmt::Display>(&mut self, key: &'static str, v: Option<T>) {
+        if let Some(v) = v {
+            self.add(key, v.to_string());
+        }
+    }
 }
 
 const SET_KEYS: [&str; 19] = [
@@ -96,12 +103,8 @@ fn facts(name: &str) -> Facts {
                 ie::F_SEID => {
                     let s = pfcp::f_seid(v).expect("F-SEID");
                     f.add("f_seids", s.seid);
-                    if let Some(a) = s.ipv4 {
-                        f.add("f_seid_ipv4", a.to_string());
-                    }
-                    if let Some(a) = s.ipv6 {
-                        f.add("f_seid_ipv6", a.to_string());
-                    }
+                    f.add_some("f_seid_ipv4", s.ipv4);
+                    f.add_some("f_seid_ipv6", s.ipv6);
                 }
                 ie::F_TEID => {
                     let t = pfcp::f_teid(v).expect("F-TEID");
@@ -109,33 +112,21 @@ fn facts(name: &str) -> Facts {
                     if let Some(x) = t.teid {
                         f.add("f_teid_teids", x);
                     }
-                    if let Some(a) = t.ipv4 {
-                        f.add("f_teid_ipv4", a.to_string());
-                    }
-                    if let Some(a) = t.ipv6 {
-                        f.add("f_teid_ipv6", a.to_string());
-                    }
+                    f.add_some("f_teid_ipv4", t.ipv4);
+                    f.add_some("f_teid_ipv6", t.ipv6);
                 }
                 ie::UE_IP_ADDRESS => {
                     let u = pfcp::ue_ip_address(v).expect("UE IP Address");
-                    if let Some(a) = u.ipv4 {
-                        f.add("ue_ipv4", a.to_string());
-                    }
-                    if let Some(a) = u.ipv6 {
-                        f.add("ue_ipv6", a.to_string());
-                    }
+                    f.add_some("ue_ipv4", u.ipv4);
+                    f.add_some("ue_ipv6", u.ipv6);
                 }
                 ie::OUTER_HEADER_CREATION => {
                     let o = pfcp::outer_header_creation(v).expect("Outer Header Creation");
                     if let Some(x) = o.teid {
                         f.add("ohc_teids", x);
                     }
-                    if let Some(a) = o.ipv4 {
-                        f.add("ohc_ipv4", a.to_string());
-                    }
-                    if let Some(a) = o.ipv6 {
-                        f.add("ohc_ipv6", a.to_string());
-                    }
+                    f.add_some("ohc_ipv4", o.ipv4);
+                    f.add_some("ohc_ipv6", o.ipv6);
                 }
                 ie::RECOVERY_TIME_STAMP => {
                     let r = pfcp::recovery_time_stamp(v).expect("Recovery Time Stamp");
