@@ -99,11 +99,7 @@ fn detector_inputs(
     n: u32,
     src: impl Fn(u32) -> ([u8; 4], u16),
     dst: impl Fn(u32) -> ([u8; 4], u16),
-) -> Vec<(
-    fivewatch::decode::Packet,
-    fivewatch::flow::table::Update,
-    fivewatch::flow::Flow,
-)> {
+) -> Vec<DetectorInput> {
     let timeouts = Config::default().timeouts();
     let mut table = FlowTable::new(n as usize * 2, timeouts);
     (0..n)
@@ -115,8 +111,8 @@ fn detector_inputs(
             };
             let (k, ab) = FlowKey::of_packet(&p);
             let u = table.update(&p, &k, ab, 1, &mut |_, _| {});
-            let flow = table.get(u.slot).expect("flow just updated").clone();
-            (p, u, flow)
+            let flow = table.get(u.slot).expect("flow just updated");
+            (p, u, fivewatch::detect::FlowView::of(flow))
         })
         .collect()
 }
@@ -124,7 +120,7 @@ fn detector_inputs(
 type DetectorInput = (
     fivewatch::decode::Packet,
     fivewatch::flow::table::Update,
-    fivewatch::flow::Flow,
+    fivewatch::detect::FlowView,
 );
 
 /// Benchmark `on_packet` over `inputs` in turn, capture time advancing 1 µs per packet.
@@ -132,7 +128,12 @@ fn detector_loop(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     inputs: &[DetectorInput],
-    mut on_packet: impl FnMut(&fivewatch::decode::Packet, &fivewatch::flow::table::Update, &fivewatch::flow::Flow, u64),
+    mut on_packet: impl FnMut(
+        &fivewatch::decode::Packet,
+        &fivewatch::flow::table::Update,
+        &fivewatch::detect::FlowView,
+        u64,
+    ),
 ) {
     let (mut i, mut ts) = (0usize, 1_700_000_000_000_000_000u64);
     g.bench_function(name, |b| {
@@ -230,8 +231,71 @@ fn bench_engine(c: &mut Criterion) {
     g.finish();
 }
 
+/// The whole pipeline on an in-memory capture: the srsENB/Open5GS EPC capture (GTP-U user
+/// traffic of one eNB, GTPv2-C, PFCP-free) repeated 40 times with capture time shifted so it
+/// keeps moving forward, in one engine and with 1 and 2 flow workers (reader/decode thread,
+/// workers, detector thread).
+fn bench_workers(c: &mut Criterion) {
+    use fivewatch::pipeline::workers::{self, PipelineOptions};
+    let one = load("tests/data/epc-srsenb-gtpu-user-traffic-gtpv2c.pcapng");
+    let (first, last) = (one.first().map_or(0, |f| f.0), one.last().map_or(0, |f| f.0));
+    let span = last - first + 1_000_000_000;
+    let frames: Vec<_> = (0..40u64)
+        .flat_map(|k| {
+            one.iter()
+                .map(move |(ts, lt, d, w)| (ts + k * span, *lt, d.clone(), *w))
+        })
+        .collect();
+    let cfg = Config::default();
+    let mut g = c.benchmark_group("pipeline");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function("epc_x40/engine", |b| {
+        b.iter(|| {
+            let mut e = Engine::new(&cfg, "bench".into());
+            for (ts, lt, data, wire) in &frames {
+                e.process(&Frame {
+                    ts_ns: *ts,
+                    linktype: *lt,
+                    data,
+                    wire_len: *wire,
+                });
+            }
+            e.finish();
+            black_box(e.take_records().count())
+        })
+    });
+    for n in [1usize, 2] {
+        let opts = PipelineOptions {
+            workers: n,
+            queue_batches: 64,
+            lossless: true,
+            flow_records: false,
+            sensor: "bench".into(),
+            timing: None,
+        };
+        g.bench_function(format!("epc_x40/workers_{n}"), |b| {
+            b.iter(|| {
+                let (_, s) = workers::run(&cfg, &opts, &mut |_| {}, &mut |_| {}, |d| {
+                    for (ts, lt, data, wire) in &frames {
+                        d.process(&Frame {
+                            ts_ns: *ts,
+                            linktype: *lt,
+                            data,
+                            wire_len: *wire,
+                        });
+                    }
+                });
+                black_box(s.packets)
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    bench_workers,
     bench_decode,
     bench_flow_table,
     bench_detectors,

@@ -51,6 +51,10 @@ enum Command {
         /// Do not print alert records on standard output.
         #[arg(long)]
         quiet: bool,
+        /// Flow worker threads (default: `pipeline.workers` of the config; 0 = one per CPU
+        /// core).
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
     },
     /// Analyse capture files offline as fast as possible and print a summary.
     #[command(
@@ -73,6 +77,10 @@ enum Command {
         /// for standard output. Default: `flow.records_file` of the config.
         #[arg(long, value_name = "FILE")]
         flows: Option<PathBuf>,
+        /// Flow worker threads (default: `pipeline.workers` of the config; 0 = one per CPU
+        /// core). Alerts, flow records and counters are the same for any number.
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
         /// Capture files (pcap or pcapng, recognised by content), processed in order.
         #[arg(required = true, value_name = "PCAP")]
         pcaps: Vec<PathBuf>,
@@ -159,9 +167,14 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             alerts,
             stats_json,
             flows,
+            workers,
             pcaps,
         } => {
-            let cfg = load(config.as_ref())?;
+            let mut cfg = load(config.as_ref())?;
+            if let Some(n) = workers {
+                cfg.pipeline.workers = n;
+                cfg.validate(std::path::Path::new("--workers"))?;
+            }
             let dash = |p: &Option<PathBuf>| p.as_deref().is_some_and(|p| p.as_os_str() == "-");
             let to_stdout = dash(&alerts);
             let json_to_stdout = dash(&stats_json);
@@ -226,8 +239,12 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             metrics_listen,
             alerts,
             quiet,
+            workers,
         } => {
             let mut cfg = load(config.as_ref())?;
+            if let Some(n) = workers {
+                cfg.pipeline.workers = n;
+            }
             if let Some(i) = interface {
                 cfg.capture.interface = i;
                 cfg.capture.pcap.clear();

@@ -79,6 +79,11 @@ pub struct ReplaySummary {
     pub ip_reassembly_pending: u64,
     /// Frames whose timestamp was earlier than the previous frame's (clamped to it).
     pub timestamps_backwards: u64,
+    /// Times capture time jumped back by more than a second: a new time base was started
+    /// (flows ended, open alerts closed, detector windows restarted).
+    pub time_discontinuities: u64,
+    /// Packets per flow worker (empty with one worker).
+    pub worker_packets: Vec<u64>,
     /// Flows created.
     pub flows: u64,
     /// Flows evicted at capacity.
@@ -189,6 +194,8 @@ impl ReplaySummary {
                 .collect(),
             ip_reassembly_pending: stats.reassembly.datagrams as u64,
             timestamps_backwards: stats.timestamps_backwards,
+            time_discontinuities: stats.time_discontinuities,
+            worker_packets: stats.worker_packets.clone(),
             flows: stats.flows_created,
             flow_evictions: stats.flows_evicted,
             flows_expired: stats.flows_expired,
@@ -286,6 +293,24 @@ impl ReplaySummary {
                 self.timestamps_backwards
             );
         }
+        if self.time_discontinuities > 0 {
+            s += &format!(
+                "warning   capture time jumped back by more than 1 s {} times: each started a new \
+                 time base (flows ended, open alerts closed)\n",
+                self.time_discontinuities
+            );
+        }
+        if !self.worker_packets.is_empty() {
+            s += &format!(
+                "workers   {} (packets per worker: {})\n",
+                self.worker_packets.len(),
+                self.worker_packets
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
         s += &format!(
             "flows     {} (expired {}, evicted {})\n",
             self.flows, self.flows_expired, self.flow_evictions
@@ -344,12 +369,81 @@ fn note_alerts(list: &mut Vec<AlertLine>, rec: &AlertRecord) {
     }
 }
 
-/// Offline analysis of capture files, as fast as possible, in one engine (the files are
-/// processed in order as one stream). Alert records go to `sink`. Errors in a file end that
+/// Offline analysis of capture files, as fast as possible (the files are processed in order
+/// as one stream): in one engine on this thread when `pipeline.workers` is 1, else with that
+/// many flow workers (see [`crate::pipeline::workers`]; same alert records, same flow records
+/// in another order, same counters). Alert records go to `sink`. Errors in a file end that
 /// file (reported in the summary) after its earlier packets were processed; the caller
 /// decides the exit status from [`FileReport::error`] and
 /// [`ReplaySummary::alert_sink_errors`].
-pub fn replay(
+pub fn replay(cfg: &Config, paths: &[PathBuf], sink: &mut AlertSink, flows: Option<&mut AlertSink>) -> ReplaySummary {
+    match cfg.pipeline.worker_count() {
+        0 | 1 => replay_one(cfg, paths, sink, flows),
+        n => replay_workers(cfg, n, paths, sink, flows),
+    }
+}
+
+/// Read `paths` in order, handing each frame to `f`; one report per file.
+fn read_files(paths: &[PathBuf], mut f: impl FnMut(&Frame<'_>)) -> Vec<FileReport> {
+    let mut files = Vec::new();
+    for path in paths {
+        let mut packets = 0u64;
+        let res = FileSource::open(path).and_then(|mut src| {
+            src.for_each(|fr| {
+                packets += 1;
+                f(&fr);
+            })
+        });
+        files.push(FileReport {
+            path: path.display().to_string(),
+            packets,
+            error: res.err().map(|e| e.to_string()),
+        });
+    }
+    files
+}
+
+fn replay_workers(
+    cfg: &Config,
+    workers: usize,
+    paths: &[PathBuf],
+    sink: &mut AlertSink,
+    mut flows: Option<&mut AlertSink>,
+) -> ReplaySummary {
+    use crate::pipeline::workers::{self, PipelineOptions};
+    let opts = PipelineOptions {
+        workers,
+        queue_batches: cfg.pipeline.worker_queue_batches,
+        lossless: true,
+        flow_records: flows.is_some(),
+        sensor: sensor_name(cfg),
+        timing: None,
+    };
+    let mut list = Vec::new();
+    let t0 = Instant::now();
+    let (files, stats) = {
+        let mut on_alert = |rec: AlertRecord| {
+            note_alerts(&mut list, &rec);
+            sink.write(&rec);
+        };
+        let mut on_flow = |rec: crate::flow::FlowRecord| {
+            if let Some(fs) = flows.as_deref_mut() {
+                fs.write_line(&rec.to_json());
+            }
+        };
+        workers::run(cfg, &opts, &mut on_alert, &mut on_flow, |d| {
+            read_files(paths, |f| d.process(f))
+        })
+    };
+    sink.flush();
+    if let Some(fs) = flows.as_deref_mut() {
+        fs.flush();
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    ReplaySummary::new(&stats, files, list, sink, flows.as_deref(), wall)
+}
+
+fn replay_one(
     cfg: &Config,
     paths: &[PathBuf],
     sink: &mut AlertSink,
@@ -359,32 +453,20 @@ pub fn replay(
     if flows.is_some() {
         engine = engine.with_flow_records();
     }
-    let mut files = Vec::new();
     let mut list = Vec::new();
     let t0 = Instant::now();
-    for path in paths {
-        let mut packets = 0u64;
-        let res = FileSource::open(path).and_then(|mut src| {
-            src.for_each(|f| {
-                packets += 1;
-                engine.process(&f);
-                for rec in engine.take_records() {
-                    note_alerts(&mut list, &rec);
-                    sink.write(&rec);
-                }
-                if let Some(fs) = flows.as_deref_mut() {
-                    for rec in engine.take_flow_records() {
-                        fs.write_line(&rec.to_json());
-                    }
-                }
-            })
-        });
-        files.push(FileReport {
-            path: path.display().to_string(),
-            packets,
-            error: res.err().map(|e| e.to_string()),
-        });
-    }
+    let files = read_files(paths, |f| {
+        engine.process(f);
+        for rec in engine.take_records() {
+            note_alerts(&mut list, &rec);
+            sink.write(&rec);
+        }
+        if let Some(fs) = flows.as_deref_mut() {
+            for rec in engine.take_flow_records() {
+                fs.write_line(&rec.to_json());
+            }
+        }
+    });
     engine.finish();
     for rec in engine.take_records() {
         note_alerts(&mut list, &rec);

@@ -3,6 +3,7 @@
 
 use super::sink::{open_append, LineOut, SinkQueue, Target};
 use super::*;
+use crate::pipeline::workers::{self, Dispatcher, PipelineOptions};
 
 /// Where `run` reads frames from.
 #[derive(Debug, Clone)]
@@ -131,9 +132,28 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
     let worker_metrics = Arc::clone(&shared);
     let live = matches!(opts.source, Source::Interface(_));
     let worker_hup = Arc::clone(&hup_note);
+    let workers = cfg.pipeline.worker_count();
+    let pipeline = (workers > 1).then(|| {
+        (
+            cfg.clone(),
+            PipelineOptions {
+                workers,
+                queue_batches: cfg.pipeline.worker_queue_batches,
+                lossless: !live,
+                flow_records: flow_sink.is_some(),
+                sensor: sensor_name(cfg),
+                timing: Some(metrics.processing_seconds.clone()),
+            },
+        )
+    });
     let worker = std::thread::Builder::new()
         .name("fivewatch-worker".into())
         .spawn(move || {
+            if let Some((cfg, opts)) = pipeline {
+                let queues = Queues { full_rx, free_tx, live };
+                let hup = (worker_hup.as_ref(), has_file);
+                return pipeline_loop(&cfg, &opts, queues, sinks, flow_sink, &worker_metrics, hup);
+            }
             let mut engine = engine;
             let mut sinks = sinks;
             let mut records = 0u64;
@@ -233,6 +253,104 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
         s.shutdown();
     }
     capture_result
+}
+
+/// The capture thread's side of the frame queue, for the worker thread.
+struct Queues {
+    full_rx: crossbeam_channel::Receiver<Batch>,
+    free_tx: crossbeam_channel::Sender<Batch>,
+    /// Live capture: wall-clock ticks on a quiet link, drops (not waits) when a flow worker
+    /// is behind.
+    live: bool,
+}
+
+/// The worker thread with several flow workers: it decodes the captured frames and
+/// dispatches them (see [`crate::pipeline::workers`]); the detector thread writes alert
+/// and flow records to the sinks. Returns the sinks (flow sink last) to be closed.
+fn pipeline_loop(
+    cfg: &Config,
+    opts: &PipelineOptions,
+    q: Queues,
+    mut sinks: Vec<SinkQueue>,
+    mut flow_sink: Option<SinkQueue>,
+    metrics: &Mutex<Metrics>,
+    (hup, has_file): (&AtomicBool, bool),
+) -> Vec<SinkQueue> {
+    let mut records = 0u64;
+    let mut on_alert = |rec: AlertRecord| {
+        let line: Arc<str> = rec.to_json().into();
+        for s in &mut sinks {
+            s.send(&line);
+        }
+        records += 1;
+    };
+    let mut on_flow = |rec: crate::flow::FlowRecord| {
+        if let Some(fs) = &mut flow_sink {
+            fs.send(&rec.to_json().into());
+        }
+    };
+    let publish = |d: &mut Dispatcher| {
+        d.publish();
+        let total = d.board().total();
+        if let Ok(mut m) = metrics.lock() {
+            m.publish(&total);
+        }
+    };
+    let ((), s) = workers::run(cfg, opts, &mut on_alert, &mut on_flow, |d| {
+        let mut last_publish = Instant::now();
+        loop {
+            match q.full_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(mut b) => {
+                    for &(ts, lt, wire, off, len) in &b.frames {
+                        let data = b.data.get(off as usize..(off + len) as usize).unwrap_or(&[]);
+                        d.process(&Frame {
+                            ts_ns: ts,
+                            linktype: LinkType(lt),
+                            data,
+                            wire_len: wire,
+                        });
+                    }
+                    d.flush_now();
+                    b.clear();
+                    let _ = q.free_tx.try_send(b);
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    // A quiet live link: the wall clock drives ticks (see the one-engine loop).
+                    if q.live {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as u64);
+                        d.advance_to(now);
+                    } else {
+                        d.flush_now();
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            note_sighup(hup, has_file);
+            if last_publish.elapsed() >= Duration::from_millis(500) {
+                publish(d);
+                last_publish = Instant::now();
+            }
+        }
+    });
+    if let Ok(mut m) = metrics.lock() {
+        m.publish(&s);
+    }
+    tracing::info!(
+        workers = opts.workers,
+        packets = s.packets,
+        bytes = s.bytes,
+        decode_errors = s.decode_errors_total(),
+        flows = s.flows_created,
+        syn_flood_alerts = s.alerts_of(AlertKind::SynFlood),
+        port_scan_alerts = s.alerts_of(AlertKind::PortScan),
+        alert_records = records,
+        worker_queue_drops = s.worker_queue_drops.iter().sum::<u64>(),
+        "workers finished"
+    );
+    sinks.extend(flow_sink);
+    sinks
 }
 
 fn linger(secs: Option<f64>, stop: &AtomicBool, hup_note: &AtomicBool) {

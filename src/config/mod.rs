@@ -81,6 +81,38 @@ impl Default for CaptureSection {
     }
 }
 
+/// `[pipeline]`: flow workers (see [`crate::pipeline::workers`]).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    /// Flow worker threads, each with its own flow table (`flow.capacity` is split between
+    /// them) and session-table replica; 0 = one per available CPU core. `replay` with one
+    /// worker runs everything on its own thread.
+    pub workers: usize,
+    /// Batches of up to 256 packets queued per worker. When a worker falls behind, live
+    /// capture drops (counted per worker), file replay waits.
+    pub worker_queue_batches: usize,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection {
+            workers: 0,
+            worker_queue_batches: 64,
+        }
+    }
+}
+
+impl PipelineSection {
+    /// The number of flow workers: `workers`, or the available CPU cores when 0.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 /// `[metrics]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -99,6 +131,9 @@ impl Default for MetricsSection {
 
 /// Default metrics listen address.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9977";
+
+/// Most flow workers `pipeline.workers` (and `--workers`) accepts.
+pub const MAX_WORKERS: usize = 256;
 
 /// `[alerts]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -279,6 +314,8 @@ pub struct DetectSection {
 pub struct Config {
     /// `[capture]`.
     pub capture: CaptureSection,
+    /// `[pipeline]`.
+    pub pipeline: PipelineSection,
     /// `[metrics]`.
     pub metrics: MetricsSection,
     /// `[alerts]`.
@@ -359,6 +396,13 @@ impl Config {
             )?;
         }
         count("capture.queue_batches", self.capture.queue_batches, 1, 65536)?;
+        count("pipeline.workers", self.pipeline.workers, 0, MAX_WORKERS)?;
+        count(
+            "pipeline.worker_queue_batches",
+            self.pipeline.worker_queue_batches,
+            1,
+            4096,
+        )?;
         if !self.capture.interface.is_empty() && !self.capture.pcap.is_empty() {
             return bad(
                 "capture.pcap",

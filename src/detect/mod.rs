@@ -10,8 +10,34 @@ pub mod window;
 
 use std::net::IpAddr;
 
-use crate::decode::{Packet, Tunnel};
+use crate::decode::{ipproto, tcpflags, Packet, Tunnel};
 use crate::flow::table::{Flow, Update};
+
+/// What the detectors need of the flow a packet belongs to, copied out of the flow table so
+/// that detection can run on another thread than the flow table (see
+/// [`crate::pipeline::workers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowView {
+    /// The flow's initiator address (the side of its first packet, or of its SYN).
+    pub initiator: IpAddr,
+    /// The flow's responder address and port (ICMP: the port equivalent).
+    pub responder: (IpAddr, u16),
+    /// The address space of the flow's endpoints: 0 for plain IP, else a hash of its
+    /// unordered GTP-U tunnel endpoint pair (see [`Event::scope`]).
+    pub scope: u64,
+}
+
+impl FlowView {
+    /// The view of `flow`.
+    #[inline]
+    pub fn of(flow: &Flow) -> FlowView {
+        FlowView {
+            initiator: flow.initiator().0,
+            responder: flow.responder(),
+            scope: scope_of(&flow.key),
+        }
+    }
+}
 
 /// The kinds of alert fivewatch raises. `as_str` is the stable `alert.kind` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,7 +142,8 @@ pub enum Detail {
         distinct_hosts: u64,
         /// Probes that were answered (SYN-ACK, or any UDP reply).
         answered: u64,
-        /// The first few target hosts.
+        /// A few target hosts: those probed before the episode opened in address order,
+        /// then later ones as they are probed.
         targets_sample: Vec<IpAddr>,
     },
 }
@@ -167,10 +194,29 @@ pub struct Detectors {
 }
 
 impl Detectors {
+    /// Whether any enabled detector acts on packet `p` given what it did to its flow (`u`):
+    /// TCP SYNs and completed handshakes (SYN flood), first packets of flows from their
+    /// initiator and first replies (port scan). Every other packet leaves detector state
+    /// unchanged, so it need not be fed (nor its [`FlowView`] built).
+    #[inline]
+    pub fn wants(&self, p: &Packet, u: &Update) -> bool {
+        Self::wants_for(self.syn_flood.is_some(), self.port_scan.is_some(), p, u)
+    }
+
+    /// [`Detectors::wants`] for a set of detectors with SYN flood detection `flood` and port
+    /// scan detection `scan` enabled.
+    #[inline]
+    pub fn wants_for(flood: bool, scan: bool, p: &Packet, u: &Update) -> bool {
+        let syn_only = p.proto == ipproto::TCP && p.tcp_flags & (tcpflags::SYN | tcpflags::ACK) == tcpflags::SYN;
+        let flood = flood && (syn_only || (p.proto == ipproto::TCP && u.established));
+        let scan = scan && (u.new_flow || u.first_reply) && matches!(p.proto, ipproto::TCP | ipproto::UDP);
+        flood || scan
+    }
+
     /// Feed one packet and what it did to its flow. Episodes open on the packet that
     /// crosses a threshold; their events are produced by [`Detectors::tick`].
     #[inline]
-    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts_ns: u64) {
+    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &FlowView, ts_ns: u64) {
         if let Some(d) = &mut self.syn_flood {
             d.on_packet(p, u, flow, ts_ns);
         }

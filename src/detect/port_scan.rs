@@ -10,9 +10,10 @@ use std::net::IpAddr;
 
 use super::hll::Hll;
 use super::window::LruMap;
+use super::FlowView;
 use super::{hash_ip, AlertKind, Context, Detail, Event, Phase};
 use crate::decode::{ipproto, tcpflags, Packet};
-use crate::flow::table::{Flow, Update};
+use crate::flow::table::Update;
 
 const SAMPLE: usize = 10;
 const EXACT_HOSTS: usize = 64;
@@ -171,7 +172,7 @@ impl PortScan {
 
     /// Account one packet.
     #[inline]
-    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts: u64) {
+    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &FlowView, ts: u64) {
         let probe = u.new_flow
             && u.from_initiator
             && match p.proto {
@@ -186,8 +187,8 @@ impl PortScan {
                 _ => false,
             };
         if answer {
-            let scanner = (flow.initiator().0, super::scope_of(&flow.key));
-            let (dst, port) = flow.responder();
+            let scanner = (flow.initiator, flow.scope);
+            let (dst, port) = flow.responder;
             if let Some(s) = self.sources.get_mut(&scanner) {
                 if let Some(answered) = s.probes.get_mut(&(dst, port)) {
                     if !*answered {
@@ -215,7 +216,7 @@ impl PortScan {
         }
         let w = self.cfg.window_ns;
         let held = &mut self.probes_held;
-        let scanner = (p.src, super::scope_of(&flow.key));
+        let scanner = (p.src, flow.scope);
         let s = self
             .sources
             .entry_evicting(scanner, Source::default, has_episode, |old| {
@@ -294,8 +295,12 @@ impl PortScan {
             dirty: false,
             announced: false,
         };
-        for (dst, port) in s.probes.keys() {
-            e.add_target(*dst, *port);
+        // In address order, not the map's (randomly seeded) order, so that the sample of
+        // targets is the same on every run.
+        let mut probed: Vec<(IpAddr, u16)> = s.probes.keys().copied().collect();
+        probed.sort_unstable();
+        for (dst, port) in probed {
+            e.add_target(dst, port);
         }
         self.probes_held = self.probes_held.saturating_sub(s.probes.len());
         s.reset(s.window_start);

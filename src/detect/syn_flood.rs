@@ -7,9 +7,10 @@ use std::net::IpAddr;
 
 use super::hll::Hll;
 use super::window::{LruMap, RateWindow};
+use super::FlowView;
 use super::{hash_ip, AlertKind, Context, Detail, Event, Phase};
 use crate::decode::{ipproto, tcpflags, Packet};
-use crate::flow::table::{Flow, Update};
+use crate::flow::table::Update;
 
 const SEC: u64 = 1_000_000_000;
 const SAMPLE: usize = 10;
@@ -134,7 +135,7 @@ impl SynFlood {
 
     /// Account one packet.
     #[inline]
-    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &Flow, ts: u64) {
+    pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &FlowView, ts: u64) {
         if p.proto != ipproto::TCP {
             return;
         }
@@ -144,7 +145,7 @@ impl SynFlood {
         }
         let w = self.cfg.window_ns;
         // A SYN counts against its destination; a completed handshake against the responder.
-        let (host, port) = if syn { (p.dst, p.dst_port) } else { flow.responder() };
+        let (host, port) = if syn { (p.dst, p.dst_port) } else { flow.responder };
         let pc = self.ports.entry((host, port), Counters::default, never);
         if pc.first_ns == 0 {
             pc.first_ns = ts;

@@ -102,6 +102,10 @@ pub struct Metrics {
     pub kernel_packets: IntCounter,
     /// Frames dropped because the worker queue was full.
     pub queue_drops: IntCounter,
+    /// Packets dispatched to each flow worker, by `worker` (0..N-1).
+    pub worker_packets: IntCounterVec,
+    /// Packets dropped because a flow worker's queue was full, by `worker`.
+    pub worker_queue_drops: IntCounterVec,
     /// Alert records that could not be written to a sink.
     pub alert_sink_errors: IntCounter,
     /// Per-packet processing time (decode, flow update, detectors), sampled 1 in 64.
@@ -259,6 +263,18 @@ impl Metrics {
             kernel_stats_supported: reg(&r, IntGauge::new("fivewatch_capture_kernel_stats_supported", "1 when the capture source reports kernel packet and drop counters (live AF_PACKET), 0 otherwise (capture files, pnet backend): the kernel counters are then not measured.").expect("valid")),
             kernel_packets: counter(&r, "fivewatch_capture_kernel_packets_total", "Packets the kernel passed to the capture socket (PACKET_STATISTICS, live AF_PACKET capture). On loopback the kernel counts every packet twice (outgoing and incoming copy); fivewatch processes it once."),
             queue_drops: counter(&r, "fivewatch_pipeline_queue_drops_total", "Frames dropped because the worker queue was full."),
+            worker_packets: counter_vec(
+                &r,
+                "fivewatch_worker_packets_total",
+                "Packets dispatched to each flow worker (symmetric hash of the inner 5-tuple).",
+                &["worker"],
+            ),
+            worker_queue_drops: counter_vec(
+                &r,
+                "fivewatch_worker_queue_drops_total",
+                "Packets dropped because a flow worker's queue was full (live capture; replay waits).",
+                &["worker"],
+            ),
             alert_sink_errors: counter(&r, "fivewatch_alert_sink_errors_total", "Alert records that could not be written to a sink."),
             processing_seconds: reg(
                 &r,
@@ -356,6 +372,16 @@ impl Metrics {
             }
         }
         self.non_ip.inc_by(s.non_ip - p.non_ip);
+        for (vec, now, prev) in [
+            (&self.worker_packets, &s.worker_packets, &p.worker_packets),
+            (&self.worker_queue_drops, &s.worker_queue_drops, &p.worker_queue_drops),
+        ] {
+            for (w, n) in now.iter().enumerate() {
+                let before = prev.get(w).copied().unwrap_or(0);
+                vec.with_label_values(&[&w.to_string()])
+                    .inc_by(n.saturating_sub(before));
+            }
+        }
         self.ip_versions.with_label_values(&["4"]).inc_by(s.ipv4 - p.ipv4);
         self.ip_versions.with_label_values(&["6"]).inc_by(s.ipv6 - p.ipv6);
         for (i, t) in TRANSPORTS.iter().enumerate() {

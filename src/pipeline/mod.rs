@@ -10,11 +10,13 @@ use crate::config::Config;
 use crate::decode::link::{self, Network};
 use crate::decode::sctp::{self, DataChunk, RanProtocol};
 use crate::decode::{gtpu, gtpv2c, ip, ipproto, pfcp, DecodeError, Fragment, Layer, Packet, Reason};
-use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detectors, Event};
-use crate::flow::table::{EndReason, SessionState};
+use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detectors, Event, FlowView};
+use crate::flow::table::{EndReason, SessionState, Update};
 use crate::flow::{FlowKey, FlowRecord, FlowTable};
 use crate::reassembly::{self, FragmentPorts, Outcome, Reassembler, ReassemblyStats};
 use crate::session::{SessionStats, SessionTable, TeidState, TunnelSession};
+
+pub mod workers;
 
 const SEC: u64 = 1_000_000_000;
 
@@ -115,6 +117,11 @@ pub struct Stats {
     pub last_ts_ns: u64,
     /// Capture time of the first frame, ns since the Unix epoch.
     pub first_ts_ns: u64,
+    /// Packets dispatched to each flow worker (empty for a single [`Engine`]).
+    pub worker_packets: Vec<u64>,
+    /// Packets dropped because a flow worker's queue was full, per worker (live capture
+    /// only; file replay waits instead). Empty for a single [`Engine`].
+    pub worker_queue_drops: Vec<u64>,
 }
 
 impl Stats {
@@ -144,6 +151,108 @@ impl Stats {
         self.alerts[ki].iter().sum()
     }
 
+    /// Add the counters of another stage of the same pipeline (see [`workers`]): sums of
+    /// counters and gauges; the session table's figures are taken from `o` only when
+    /// `sessions` is set (every flow worker holds a replica of the same table), the time
+    /// figures and reassembly figures are kept from `self` unless unset.
+    pub fn add_worker(&mut self, o: &Stats, sessions: bool) {
+        fn add<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        // Destructured without `..` so that a new field cannot be forgotten here.
+        let Stats {
+            packets,
+            bytes,
+            link_types,
+            decode_errors,
+            non_ip,
+            ipv4,
+            ipv6,
+            transports,
+            gtpu,
+            gtpu_ext,
+            timestamps_backwards,
+            reassembly,
+            inner_fragment_ports_hits,
+            inner_fragment_ports_misses,
+            sessions: o_sessions,
+            session_capacity,
+            gtpu_session_lookups,
+            ngap,
+            s1ap,
+            gtpv1c_messages,
+            sctp_chunks,
+            flows_active,
+            flow_capacity,
+            flows_created,
+            flows_expired,
+            flows_evicted,
+            alerts,
+            alerts_open,
+            detector_evictions,
+            alerts_suppressed,
+            time_discontinuities,
+            last_ts_ns,
+            first_ts_ns,
+            worker_packets,
+            worker_queue_drops,
+        } = o;
+        self.packets += packets;
+        self.bytes += bytes;
+        add(&mut self.link_types, link_types);
+        for (a, b) in self.decode_errors.iter_mut().zip(decode_errors) {
+            add(a, b);
+        }
+        self.non_ip += non_ip;
+        self.ipv4 += ipv4;
+        self.ipv6 += ipv6;
+        add(&mut self.transports, transports);
+        add(&mut self.gtpu, gtpu);
+        add(&mut self.gtpu_ext, gtpu_ext);
+        self.timestamps_backwards += timestamps_backwards;
+        if self.reassembly == ReassemblyStats::default() {
+            self.reassembly.clone_from(reassembly);
+        }
+        self.inner_fragment_ports_hits += inner_fragment_ports_hits;
+        self.inner_fragment_ports_misses += inner_fragment_ports_misses;
+        if sessions {
+            self.sessions.clone_from(o_sessions);
+        }
+        self.session_capacity = self.session_capacity.max(*session_capacity);
+        add(&mut self.gtpu_session_lookups, gtpu_session_lookups);
+        for (a, b) in self.ngap.iter_mut().zip(ngap) {
+            add(a, b);
+        }
+        add(&mut self.s1ap, s1ap);
+        self.gtpv1c_messages += gtpv1c_messages;
+        self.sctp_chunks += sctp_chunks;
+        self.flows_active += flows_active;
+        self.flow_capacity += flow_capacity;
+        self.flows_created += flows_created;
+        self.flows_expired += flows_expired;
+        self.flows_evicted += flows_evicted;
+        for (a, b) in self.alerts.iter_mut().zip(alerts) {
+            add(a, b);
+        }
+        add(&mut self.alerts_open, alerts_open);
+        add(&mut self.detector_evictions, detector_evictions);
+        add(&mut self.alerts_suppressed, alerts_suppressed);
+        self.time_discontinuities += time_discontinuities;
+        self.last_ts_ns = self.last_ts_ns.max(*last_ts_ns);
+        if self.first_ts_ns == 0 {
+            self.first_ts_ns = *first_ts_ns;
+        }
+        for (v, o) in [
+            (&mut self.worker_packets, worker_packets),
+            (&mut self.worker_queue_drops, worker_queue_drops),
+        ] {
+            if v.len() < o.len() {
+                v.resize(o.len(), 0);
+            }
+            v.iter_mut().zip(o).for_each(|(x, y)| *x += y);
+        }
+    }
+
     fn count_error(&mut self, e: DecodeError) {
         let li = Layer::ALL.iter().position(|l| *l == e.layer).unwrap_or(0);
         let ri = Reason::ALL.iter().position(|r| *r == e.reason).unwrap_or(0);
@@ -155,25 +264,36 @@ fn link_index(l: LinkType) -> usize {
     LINK_TYPES.iter().position(|(_, v)| v.contains(&l.0)).unwrap_or(5)
 }
 
-/// Hand a packet that is not tunnelled to the control-plane decoders it belongs to: PFCP
-/// (UDP 8805, either direction) and GTPv2-C (UDP 2123) feed the session table. `ip_bytes` is the packet's IP
-/// header onwards (reassembled when it came in fragments).
+/// A control-plane message that feeds the session table: the UDP payload of a PFCP (UDP
+/// 8805, either direction) or GTPv2-C (UDP 2123) datagram that is not tunnelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control<'a> {
+    /// Not a session-table message.
+    None,
+    /// A PFCP message (TS 29.244).
+    Pfcp(&'a [u8]),
+    /// A GTPv2-C message (TS 29.274).
+    Gtpv2c(&'a [u8]),
+}
+
+/// Classify a packet that is not tunnelled for the control planes. SCTP (NGAP/S1AP) and
+/// GTPv1-C are only counted here; PFCP and GTPv2-C are returned for the session table.
+/// `ip_bytes` is the packet's IP header onwards (reassembled when it came in fragments).
 #[inline]
-fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_bytes: &[u8], ts: u64) {
+fn control_plane<'a>(s: &mut Stats, pkt: &Packet, ip_bytes: &'a [u8]) -> Control<'a> {
     if pkt.fragment != Fragment::None {
-        return;
+        return Control::None;
     }
     if pkt.proto == ipproto::SCTP {
-        return sctp_chunks(s, ip_bytes);
+        sctp_chunks(s, ip_bytes);
+        return Control::None;
     }
     if pkt.proto != ipproto::UDP {
-        return;
+        return Control::None;
     }
     if pkt.src_port == pfcp::PFCP_PORT || pkt.dst_port == pfcp::PFCP_PORT {
         if let Some(payload) = udp_payload(ip_bytes) {
-            if let Err(e) = sessions.on_pfcp(pkt.src, pkt.dst, payload, ts) {
-                s.count_error(e);
-            }
+            return Control::Pfcp(payload);
         }
     } else if pkt.src_port == gtpv2c::GTPC_PORT || pkt.dst_port == gtpv2c::GTPC_PORT {
         if let Some(payload) = udp_payload(ip_bytes) {
@@ -181,11 +301,12 @@ fn control_plane(sessions: &mut SessionTable, s: &mut Stats, pkt: &Packet, ip_by
             // not a GTPv2-C decode error.
             if payload.first().is_some_and(|b| b >> 5 == 1) {
                 s.gtpv1c_messages += 1;
-            } else if let Err(e) = sessions.on_gtpv2c(pkt.src, pkt.dst, payload, ts) {
-                s.count_error(e);
+            } else {
+                return Control::Gtpv2c(payload);
             }
         }
     }
+    Control::None
 }
 
 /// The session of a G-PDU's tunnel. The receiving endpoint allocated the TEID (TS 29.281
@@ -310,151 +431,74 @@ fn udp_payload(ip_bytes: &[u8]) -> Option<&[u8]> {
     crate::decode::transport::transport(ipproto::UDP, v.payload, &mut ip::bare_packet(&v)).ok()
 }
 
-/// Decode, flow state, detection and alert lifecycle for one stream of frames.
-pub struct Engine {
-    flows: FlowTable,
+/// A decoded frame, ready for the flow and session stage.
+pub(crate) struct Decoded<'a> {
+    /// The flow's packet (inner for GTP-U); later inner fragments carry the ports of their
+    /// first fragment when it was seen.
+    pub pkt: Packet,
+    /// A PFCP/GTPv2-C message for the session table.
+    pub control: Control<'a>,
+    /// A G-PDU whose T-PDU was not decoded (left as its outer UDP packet).
+    pub inner_missing: bool,
+}
+
+/// The decode stage: link layer, outer IP reassembly, IP/transport/GTP-U decode, inner
+/// fragment ports, and the stateless control-plane counts (NGAP/S1AP, GTPv1-C, GTP-U
+/// signalling IEs). It keeps no flow or session state, so one instance can decode for many
+/// flow workers (see [`workers`]).
+pub(crate) struct Front {
     reasm: Reassembler,
     /// Whether outer fragments go through `reasm` (`reassembly.enabled`).
     reassemble: bool,
     frag_ports: FragmentPorts,
-    sessions: SessionTable,
-    detectors: Detectors,
-    alerts: AlertManager,
-    stats: Stats,
-    events: Vec<Event>,
-    records: Vec<AlertRecord>,
-    next_tick_ns: u64,
-    last_tick_ns: u64,
-    sample: u32,
-    timing: Option<prometheus::Histogram>,
     /// GTP-U is also opened on this UDP port (0: only 2152).
     extra_gtpu_port: u16,
-    /// Whether flow records are wanted.
-    flow_records: bool,
-    /// Records of ended flows not yet taken.
-    ended: Vec<FlowRecord>,
 }
 
-#[inline]
-fn note_end(wanted: bool, ended: &mut Vec<FlowRecord>, f: &crate::flow::Flow, r: EndReason) {
-    if wanted {
-        ended.push(FlowRecord::of(f, r));
-    }
-}
-
-impl Engine {
-    /// An engine configured by `cfg`; `sensor` is written into alert records.
-    pub fn new(cfg: &Config, sensor: String) -> Engine {
-        let flows = FlowTable::new(cfg.flow.capacity, cfg.timeouts());
-        let stats = Stats {
-            flow_capacity: flows.capacity() as u64,
-            session_capacity: cfg.session.capacity as u64,
-            ..Stats::default()
-        };
-        Engine {
-            flows,
+impl Front {
+    pub(crate) fn new(cfg: &Config) -> Front {
+        Front {
             reasm: Reassembler::new(&cfg.reassembly),
             reassemble: cfg.reassembly.enabled,
             frag_ports: FragmentPorts::new(&cfg.reassembly),
-            sessions: SessionTable::new(cfg.session()),
-            detectors: Detectors {
-                syn_flood: cfg.syn_flood().map(SynFlood::new),
-                port_scan: cfg.port_scan().map(PortScan::new),
-            },
-            alerts: AlertManager::new((cfg.alerts.update_interval_s * 1e9) as u64, sensor),
-            stats,
-            events: Vec::new(),
-            records: Vec::new(),
-            next_tick_ns: 0,
-            last_tick_ns: 0,
-            sample: 0,
-            timing: None,
             extra_gtpu_port: cfg.decode.extra_gtpu_port,
-            flow_records: false,
-            ended: Vec::new(),
         }
     }
 
-    /// Observe per-packet processing time (1 in 64 packets) into `h`.
-    pub fn with_timing(mut self, h: prometheus::Histogram) -> Engine {
-        self.timing = Some(h);
-        self
+    /// Expire reassembly and inner-fragment state at capture time `now_ns`.
+    pub(crate) fn expire(&mut self, now_ns: u64) {
+        self.reasm.expire(now_ns);
+        self.frag_ports.expire(now_ns);
     }
 
-    /// Counters so far (flow and alert figures refreshed at every tick and by
-    /// [`Engine::refresh_stats`]).
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// Outer reassembly counters and occupancy.
+    pub(crate) fn reassembly_stats(&self) -> &ReassemblyStats {
+        self.reasm.stats()
     }
 
-    /// Produce a record for every flow that ends (idle timeout, eviction, a time-base restart,
-    /// and all remaining flows at [`Engine::finish`]); fetch them with
-    /// [`Engine::take_flow_records`].
-    pub fn with_flow_records(mut self) -> Engine {
-        self.flow_records = true;
-        self
-    }
-
-    /// Flow records produced since the last call (empty unless enabled).
-    pub fn take_flow_records(&mut self) -> std::vec::Drain<'_, FlowRecord> {
-        self.ended.drain(..)
-    }
-
-    /// Alert records produced since the last call.
-    pub fn take_records(&mut self) -> std::vec::Drain<'_, AlertRecord> {
-        self.records.drain(..)
-    }
-
-    /// Process one frame.
-    #[inline]
-    pub fn process(&mut self, frame: &Frame<'_>) {
-        self.sample = self.sample.wrapping_add(1);
-        let start = (self.sample % 64 == 0 && self.timing.is_some()).then(std::time::Instant::now);
-        self.process_inner(frame);
-        if let (Some(t0), Some(h)) = (start, &self.timing) {
-            h.observe(t0.elapsed().as_secs_f64());
-        }
-    }
-
-    fn process_inner(&mut self, frame: &Frame<'_>) {
-        let s = &mut self.stats;
+    /// Decode one frame captured at (clamped) time `ts`, counting it in `s` (frame, link,
+    /// IP version, transport, GTP-U and control-plane counters, decode errors). `None` when
+    /// the frame ends here: not IP, undecodable, or an outer fragment held for reassembly.
+    pub(crate) fn decode<'a>(
+        &'a mut self,
+        s: &mut Stats,
+        linktype: LinkType,
+        data: &'a [u8],
+        wire_len: u32,
+        ts: u64,
+    ) -> Option<Decoded<'a>> {
         s.packets += 1;
-        s.bytes += u64::from(frame.wire_len);
-        s.link_types[link_index(frame.linktype)] += 1;
-        // Capture time never goes backwards inside the engine: small reordering (merged
-        // interfaces, mirror ports) is clamped; a jump back by more than MAX_REORDER_NS
-        // (files given out of order, a bogus future timestamp before, a clock step) starts
-        // a new time base, since windows measured across it would be meaningless.
-        let ts = if frame.ts_ns.saturating_add(MAX_REORDER_NS) < s.last_ts_ns {
-            s.time_discontinuities += 1;
-            self.restart_time(frame.ts_ns);
-            frame.ts_ns
-        } else if frame.ts_ns < s.last_ts_ns {
-            s.timestamps_backwards += 1;
-            s.last_ts_ns
-        } else {
-            frame.ts_ns
-        };
-        let s = &mut self.stats;
-        if s.first_ts_ns == 0 {
-            s.first_ts_ns = ts;
-        }
-        s.last_ts_ns = ts;
-        if ts >= self.next_tick_ns && ts > self.last_tick_ns {
-            self.last_tick_ns = ts;
-            self.tick(ts);
-        }
-        self.sessions.note_packet(ts);
-        let s = &mut self.stats;
-        let net = match link::network_layer(frame.linktype, frame.data) {
+        s.bytes += u64::from(wire_len);
+        s.link_types[link_index(linktype)] += 1;
+        let net = match link::network_layer(linktype, data) {
             Ok(Network::Ip(b)) => b,
             Ok(Network::Other(_)) => {
                 s.non_ip += 1;
-                return;
+                return None;
             }
             Err(e) => {
                 s.count_error(e);
-                return;
+                return None;
             }
         };
         // Outer fragments are reassembled first, so that GTP-U and PFCP in fragmented outer
@@ -475,14 +519,14 @@ impl Engine {
                     s.ipv4 += 1;
                 }
                 s.transports[6] += 1;
-                return;
+                return None;
             }
         };
         let mut pkt = match ip::decode_ip_with(ip_bytes, Some(self.extra_gtpu_port)) {
             Ok(p) => p,
             Err(e) => {
                 s.count_error(e);
-                return;
+                return None;
             }
         };
         if let Some(a) = pkt.anomaly {
@@ -511,7 +555,7 @@ impl Engine {
                 && pkt.dst_port == t.outer_dst_port
                 && pkt.src == t.outer_src;
         }
-        match &pkt.tunnel {
+        let control = match &pkt.tunnel {
             // Fragments inside a tunnel are not reassembled: the first lends its ports to
             // the later ones of its datagram, so that they join the same flow.
             Some(_) if pkt.fragment != Fragment::None => {
@@ -526,11 +570,15 @@ impl Engine {
                         None => s.inner_fragment_ports_misses += 1,
                     }
                 }
+                Control::None
             }
-            Some(t) if t.header.message_type != gtpu::MSG_GPDU => gtpu_signalling(s, ip_bytes),
-            Some(_) => {}
-            None => control_plane(&mut self.sessions, s, &pkt, ip_bytes, ts),
-        }
+            Some(t) if t.header.message_type != gtpu::MSG_GPDU => {
+                gtpu_signalling(s, ip_bytes);
+                Control::None
+            }
+            Some(_) => Control::None,
+            None => control_plane(s, &pkt, ip_bytes),
+        };
         let ti = if pkt.fragment == Fragment::Later {
             6
         } else if inner_missing {
@@ -546,6 +594,131 @@ impl Engine {
             }
         };
         s.transports[ti] += 1;
+        Some(Decoded {
+            pkt,
+            control,
+            inner_missing,
+        })
+    }
+}
+
+/// Capture time as the engine sees it: never backwards (small reordering is clamped), a
+/// jump back by more than [`MAX_REORDER_NS`] starts a new time base, and a tick runs once
+/// per second of capture time.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Clock {
+    next_tick_ns: u64,
+    last_tick_ns: u64,
+}
+
+/// What [`Clock::step`] decided for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// The frame's capture time as used by the engine, ns.
+    pub ts: u64,
+    /// Capture time jumped backwards: start a new time base (before the tick and the frame).
+    pub restart: bool,
+    /// Run a tick at `ts` before the frame.
+    pub tick: bool,
+}
+
+impl Clock {
+    /// Place a frame stamped `frame_ts` (ns) in capture time, updating the clock figures of
+    /// `s` (first/last timestamp, backwards steps, discontinuities).
+    #[inline]
+    pub(crate) fn step(&mut self, s: &mut Stats, frame_ts: u64) -> Step {
+        // Capture time never goes backwards inside the engine: small reordering (merged
+        // interfaces, mirror ports) is clamped; a jump back by more than MAX_REORDER_NS
+        // (files given out of order, a bogus future timestamp before, a clock step) starts
+        // a new time base, since windows measured across it would be meaningless.
+        let mut restart = false;
+        let ts = if frame_ts.saturating_add(MAX_REORDER_NS) < s.last_ts_ns {
+            s.time_discontinuities += 1;
+            restart = true;
+            self.next_tick_ns = 0;
+            self.last_tick_ns = 0;
+            frame_ts
+        } else if frame_ts < s.last_ts_ns {
+            s.timestamps_backwards += 1;
+            s.last_ts_ns
+        } else {
+            frame_ts
+        };
+        if s.first_ts_ns == 0 {
+            s.first_ts_ns = ts;
+        }
+        s.last_ts_ns = ts;
+        let tick = ts >= self.next_tick_ns && ts > self.last_tick_ns;
+        if tick {
+            self.last_tick_ns = ts;
+        }
+        Step { ts, restart, tick }
+    }
+
+    /// A tick ran at `now_ns`: schedule the next one at the next whole second.
+    #[inline]
+    pub(crate) fn ticked(&mut self, now_ns: u64) {
+        // Saturating: a timestamp near the end of u64 must not wrap the schedule around
+        // (that would run a full tick on every later packet).
+        self.next_tick_ns = (now_ns - now_ns % SEC).saturating_add(SEC);
+    }
+
+    /// Whether a wall-clock tick at `now_ns` is due (no packet for a while on a live link).
+    #[inline]
+    pub(crate) fn due(&self, s: &Stats, now_ns: u64) -> bool {
+        // The last packet timestamp is left alone: packets captured just before `now_ns`
+        // but processed after it are not "going backwards".
+        now_ns >= self.next_tick_ns && now_ns >= s.last_ts_ns
+    }
+}
+
+/// The flow and session stage: the session table (fed by PFCP/GTPv2-C), the G-PDU session
+/// lookup, and the flow table. Each flow worker owns one (see [`workers`]).
+pub(crate) struct Back {
+    pub(crate) flows: FlowTable,
+    pub(crate) sessions: SessionTable,
+    /// Whether flow records are wanted.
+    flow_records: bool,
+    /// Records of ended flows not yet taken.
+    pub(crate) ended: Vec<FlowRecord>,
+}
+
+#[inline]
+fn note_end(wanted: bool, ended: &mut Vec<FlowRecord>, f: &crate::flow::Flow, r: EndReason) {
+    if wanted {
+        ended.push(FlowRecord::of(f, r));
+    }
+}
+
+impl Back {
+    pub(crate) fn new(cfg: &Config, flow_capacity: usize) -> Back {
+        Back {
+            flows: FlowTable::new(flow_capacity, cfg.timeouts()),
+            sessions: SessionTable::new(cfg.session()),
+            flow_records: false,
+            ended: Vec::new(),
+        }
+    }
+
+    /// Apply a PFCP/GTPv2-C message to the session table; its decode error, if any, is
+    /// counted in `s` when given (a replica of the session table on another worker passes
+    /// `None`, so that each message is counted once).
+    #[inline]
+    pub(crate) fn control(&mut self, s: Option<&mut Stats>, pkt: &Packet, control: Control<'_>, ts: u64) {
+        let res = match control {
+            Control::None => return,
+            Control::Pfcp(payload) => self.sessions.on_pfcp(pkt.src, pkt.dst, payload, ts),
+            Control::Gtpv2c(payload) => self.sessions.on_gtpv2c(pkt.src, pkt.dst, payload, ts),
+        };
+        if let (Err(e), Some(s)) = (res, s) {
+            s.count_error(e);
+        }
+    }
+
+    /// Session lookup (G-PDUs) and flow update for a decoded packet at capture time `ts`.
+    /// Returns what the packet did to its flow and the flow's slot.
+    #[inline]
+    pub(crate) fn packet(&mut self, s: &mut Stats, pkt: &mut Packet, inner_missing: bool, ts: u64) -> Update {
         let session = match pkt.tunnel.as_mut() {
             Some(t) if t.header.message_type == gtpu::MSG_GPDU => {
                 let (sess, uplink) = tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts);
@@ -556,18 +729,61 @@ impl Engine {
             }
             _ => None,
         };
-        let (key, a_to_b) = FlowKey::of_packet(&pkt);
+        let (key, a_to_b) = FlowKey::of_packet(pkt);
         let (wanted, ended) = (self.flow_records, &mut self.ended);
         let u = self
             .flows
-            .update(&pkt, &key, a_to_b, ts, &mut |f, r| note_end(wanted, ended, f, r));
+            .update(pkt, &key, a_to_b, ts, &mut |f, r| note_end(wanted, ended, f, r));
         if let Some(sess) = session {
             if let Some(f) = self.flows.get_mut(u.slot) {
                 f.set_session(sess);
             }
         }
-        if let Some(flow) = self.flows.get(u.slot) {
-            self.detectors.on_packet(&pkt, &u, flow, ts);
+        u
+    }
+
+    /// Expire idle flows at `now_ns`.
+    pub(crate) fn expire(&mut self, now_ns: u64) {
+        let (wanted, ended) = (self.flow_records, &mut self.ended);
+        self.flows.expire(now_ns, &mut |f, r| note_end(wanted, ended, f, r));
+    }
+
+    /// End every flow (a new time base), with records when wanted.
+    pub(crate) fn drain(&mut self) {
+        let (wanted, ended) = (self.flow_records, &mut self.ended);
+        self.flows.drain(&mut |f, r| note_end(wanted, ended, f, r));
+    }
+
+    /// Copy flow and session figures into `s`.
+    pub(crate) fn refresh(&self, s: &mut Stats) {
+        s.flows_active = self.flows.len() as u64;
+        s.flow_capacity = self.flows.capacity() as u64;
+        s.flows_created = self.flows.created;
+        s.flows_expired = self.flows.expired;
+        s.flows_evicted = self.flows.evicted;
+        s.sessions = self.sessions.stats();
+    }
+}
+
+/// The detection stage: detectors and the alert lifecycle, fed in capture order.
+pub(crate) struct Detect {
+    pub(crate) detectors: Detectors,
+    alerts: AlertManager,
+    events: Vec<Event>,
+    /// Alert records not yet taken.
+    pub(crate) records: Vec<AlertRecord>,
+}
+
+impl Detect {
+    pub(crate) fn new(cfg: &Config, sensor: String) -> Detect {
+        Detect {
+            detectors: Detectors {
+                syn_flood: cfg.syn_flood().map(SynFlood::new),
+                port_scan: cfg.port_scan().map(PortScan::new),
+            },
+            alerts: AlertManager::new((cfg.alerts.update_interval_s * 1e9) as u64, sensor),
+            events: Vec::new(),
+            records: Vec::new(),
         }
     }
 
@@ -577,42 +793,33 @@ impl Engine {
         }
     }
 
-    /// Advance capture time to `now_ns`: expire flows, roll detector windows, close quiet
-    /// episodes. Called automatically once per second of capture time.
-    pub fn tick(&mut self, now_ns: u64) {
-        let (wanted, ended) = (self.flow_records, &mut self.ended);
-        self.flows.expire(now_ns, &mut |f, r| note_end(wanted, ended, f, r));
-        self.reasm.expire(now_ns);
-        self.frag_ports.expire(now_ns);
+    /// Roll windows and close quiet episodes at `now_ns`.
+    pub(crate) fn tick(&mut self, now_ns: u64) {
         self.detectors.tick(now_ns, &mut self.events);
         self.drain_events();
-        // Saturating: a timestamp near the end of u64 must not wrap the schedule around
-        // (that would run a full tick on every later packet).
-        self.next_tick_ns = (now_ns - now_ns % SEC).saturating_add(SEC);
-        self.refresh_stats();
     }
 
-    /// A new time base at `now_ns` (capture time jumped backwards): end every flow, close
-    /// every open alert and restart the detectors' windows.
-    fn restart_time(&mut self, now_ns: u64) {
-        let (wanted, ended) = (self.flow_records, &mut self.ended);
-        self.flows.drain(&mut |f, r| note_end(wanted, ended, f, r));
+    /// Close every episode and restart the windows (a new time base).
+    pub(crate) fn reset(&mut self) {
         self.detectors.reset(&mut self.events);
         self.drain_events();
-        self.stats.last_ts_ns = now_ns;
-        self.next_tick_ns = 0;
-        self.last_tick_ns = 0;
     }
 
-    /// Copy flow, alert and detector figures into [`Engine::stats`].
-    pub fn refresh_stats(&mut self) {
-        let s = &mut self.stats;
-        s.flows_active = self.flows.len() as u64;
-        s.flows_created = self.flows.created;
-        s.flows_expired = self.flows.expired;
-        s.flows_evicted = self.flows.evicted;
-        s.reassembly = self.reasm.stats().clone();
-        s.sessions = self.sessions.stats();
+    /// End of input at `now_ns`: see [`Engine::finish`].
+    pub(crate) fn finish(&mut self, now_ns: u64) {
+        self.detectors.tick(now_ns, &mut self.events);
+        if let Some(d) = &mut self.detectors.syn_flood {
+            d.flush(&mut self.events);
+        }
+        if let Some(d) = &mut self.detectors.port_scan {
+            d.flush(&mut self.events);
+        }
+        self.drain_events();
+        self.alerts.flush(&mut self.records);
+    }
+
+    /// Copy alert and detector figures into `s`.
+    pub(crate) fn refresh(&self, s: &mut Stats) {
         for (ki, k) in AlertKind::ALL.iter().enumerate() {
             for (si, sv) in Severity::ALL.iter().enumerate() {
                 s.alerts[ki][si] = self.alerts.opened.get(&(*k, *sv)).copied().unwrap_or(0);
@@ -622,14 +829,134 @@ impl Engine {
         s.detector_evictions = self.detectors.evicted();
         s.alerts_suppressed = self.detectors.suppressed();
     }
+}
+
+/// Decode, flow state, detection and alert lifecycle for one stream of frames, on the
+/// calling thread. [`workers::run`] runs the same stages on several threads.
+pub struct Engine {
+    front: Front,
+    back: Back,
+    detect: Detect,
+    clock: Clock,
+    stats: Stats,
+    sample: u32,
+    timing: Option<prometheus::Histogram>,
+}
+
+impl Engine {
+    /// An engine configured by `cfg`; `sensor` is written into alert records.
+    pub fn new(cfg: &Config, sensor: String) -> Engine {
+        let back = Back::new(cfg, cfg.flow.capacity);
+        let stats = Stats {
+            flow_capacity: back.flows.capacity() as u64,
+            session_capacity: cfg.session.capacity as u64,
+            ..Stats::default()
+        };
+        Engine {
+            front: Front::new(cfg),
+            back,
+            detect: Detect::new(cfg, sensor),
+            clock: Clock::default(),
+            stats,
+            sample: 0,
+            timing: None,
+        }
+    }
+
+    /// Observe per-packet processing time (1 in 64 packets) into `h`.
+    pub fn with_timing(mut self, h: prometheus::Histogram) -> Engine {
+        self.timing = Some(h);
+        self
+    }
+
+    /// Counters so far (flow and alert figures refreshed at every tick and by
+    /// [`Engine::refresh_stats`]).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Produce a record for every flow that ends (idle timeout, eviction, a time-base restart,
+    /// and all remaining flows at [`Engine::finish`]); fetch them with
+    /// [`Engine::take_flow_records`].
+    pub fn with_flow_records(mut self) -> Engine {
+        self.back.flow_records = true;
+        self
+    }
+
+    /// Flow records produced since the last call (empty unless enabled).
+    pub fn take_flow_records(&mut self) -> std::vec::Drain<'_, FlowRecord> {
+        self.back.ended.drain(..)
+    }
+
+    /// Alert records produced since the last call.
+    pub fn take_records(&mut self) -> std::vec::Drain<'_, AlertRecord> {
+        self.detect.records.drain(..)
+    }
+
+    /// Process one frame.
+    #[inline]
+    pub fn process(&mut self, frame: &Frame<'_>) {
+        self.sample = self.sample.wrapping_add(1);
+        let start = (self.sample % 64 == 0 && self.timing.is_some()).then(std::time::Instant::now);
+        self.process_inner(frame);
+        if let (Some(t0), Some(h)) = (start, &self.timing) {
+            h.observe(t0.elapsed().as_secs_f64());
+        }
+    }
+
+    fn process_inner(&mut self, frame: &Frame<'_>) {
+        let step = self.clock.step(&mut self.stats, frame.ts_ns);
+        let ts = step.ts;
+        if step.restart {
+            self.restart_time();
+        }
+        if step.tick {
+            self.tick(ts);
+        }
+        self.back.sessions.note_packet(ts);
+        let s = &mut self.stats;
+        let Some(d) = self.front.decode(s, frame.linktype, frame.data, frame.wire_len, ts) else {
+            return;
+        };
+        let mut pkt = d.pkt;
+        self.back.control(Some(s), &pkt, d.control, ts);
+        let u = self.back.packet(s, &mut pkt, d.inner_missing, ts);
+        if self.detect.detectors.wants(&pkt, &u) {
+            if let Some(flow) = self.back.flows.get(u.slot) {
+                self.detect.detectors.on_packet(&pkt, &u, &FlowView::of(flow), ts);
+            }
+        }
+    }
+
+    /// Advance capture time to `now_ns`: expire flows, roll detector windows, close quiet
+    /// episodes. Called automatically once per second of capture time.
+    pub fn tick(&mut self, now_ns: u64) {
+        self.back.expire(now_ns);
+        self.front.expire(now_ns);
+        self.detect.tick(now_ns);
+        self.clock.ticked(now_ns);
+        self.refresh_stats();
+    }
+
+    /// A new time base (capture time jumped backwards): end every flow, close every open
+    /// alert and restart the detectors' windows.
+    fn restart_time(&mut self) {
+        self.back.drain();
+        self.detect.reset();
+    }
+
+    /// Copy flow, alert and detector figures into [`Engine::stats`].
+    pub fn refresh_stats(&mut self) {
+        self.back.refresh(&mut self.stats);
+        self.stats.reassembly = self.front.reassembly_stats().clone();
+        self.detect.refresh(&mut self.stats);
+    }
 
     /// Run a tick if capture time `now_ns` has reached the next one. A live worker calls
     /// this with the wall clock when no packet arrived for a while, so that alerts open and
     /// resolve on a quiet link too.
     pub fn advance_to(&mut self, now_ns: u64) {
-        // The last packet timestamp is left alone: packets captured just before `now_ns`
-        // but processed after it are not "going backwards".
-        if now_ns >= self.next_tick_ns && now_ns >= self.stats.last_ts_ns {
+        if self.clock.due(&self.stats, now_ns) {
             self.tick(now_ns);
         }
     }
@@ -638,26 +965,16 @@ impl Engine {
     /// numbers of every open alert (without closing it: the attack may still be going on
     /// when the capture ends).
     pub fn finish(&mut self) {
-        let now = self.stats.last_ts_ns;
-        self.detectors.tick(now, &mut self.events);
-        if let Some(d) = &mut self.detectors.syn_flood {
-            d.flush(&mut self.events);
-        }
-        if let Some(d) = &mut self.detectors.port_scan {
-            d.flush(&mut self.events);
-        }
-        self.drain_events();
-        self.alerts.flush(&mut self.records);
+        self.detect.finish(self.stats.last_ts_ns);
         // Flows still open at the end of input get their record too.
-        if self.flow_records {
-            let ended = &mut self.ended;
-            self.flows.drain(&mut |f, r| ended.push(FlowRecord::of(f, r)));
+        if self.back.flow_records {
+            self.back.drain();
         }
         self.refresh_stats();
     }
 
     /// Flows currently in the table.
     pub fn flow_count(&self) -> usize {
-        self.flows.len()
+        self.back.flows.len()
     }
 }

@@ -1,0 +1,623 @@
+//! Share-nothing flow workers: the same stages as [`Engine`](super::Engine), on several
+//! threads, with results identical to one engine's.
+//!
+//! ```text
+//!  caller's thread            N flow workers                 collector thread
+//!  Dispatcher                 Back (own flow table and        Detect (detectors, alert
+//!  clock, link, reassembly,   session-table replica)          lifecycle), flow records
+//!  decode, inner fragment  ─▶ session lookup, flow update ─▶  k-way merge by frame
+//!  ports; hash of the inner   detector inputs (TCP SYN,       sequence number
+//!  5-tuple picks the worker   handshake, first packets)
+//! ```
+//!
+//! - **Dispatch.** Each decoded packet goes to worker `hash(5-tuple) % N`, the hash taken
+//!   over the *inner* 5-tuple of GTP-U (a base station's tunnels spread over all workers)
+//!   and symmetric (both directions of a flow meet on one worker). Outer fragments are
+//!   reassembled before dispatch and later inner fragments borrow their first fragment's
+//!   ports before hashing, so a flow's packets never split.
+//! - **Session table.** PFCP and GTPv2-C messages go to *every* worker (each keeps a
+//!   replica of the session table; only the owner counts the packet), in capture order with
+//!   the G-PDUs, so each G-PDU sees the same session state it would in one engine. Control
+//!   traffic is a small share of a user plane's packets, so the replicas cost little.
+//! - **Detectors.** Per-destination fan-in (SYN flood) and per-source fan-out (port scan)
+//!   need every worker's packets. Workers send the few packets detectors act on (see
+//!   [`Detectors::wants`](crate::detect::Detectors::wants)), tagged with the frame's
+//!   sequence number; the collector merges the workers' streams in sequence order, up to
+//!   the lowest sequence number every worker has finished (each batch carries it), and
+//!   feeds one set of detectors in exactly the order one engine would. Ticks travel in the
+//!   same streams, so alerts are identical for 1 and N workers.
+//! - **Overload.** Queues are bounded. A lossless pipeline (file replay) blocks the caller
+//!   when a worker falls behind; a lossy one (live capture) drops the batch instead and
+//!   counts its packets per worker ([`Stats::worker_queue_drops`]); the caller never
+//!   blocks. Batches are recycled, so the per-packet path does not allocate.
+//!
+//! Flow tables are split: each worker gets `ceil(flow.capacity / N)` flows, so memory
+//! stays within the configured bound. Results differ from one engine only where a bound is
+//! hit (flow-table eviction happens per worker).
+
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use super::{Back, Clock, Control, Detect, Front, Stats};
+use crate::alert::AlertRecord;
+use crate::capture::Frame;
+use crate::config::Config;
+use crate::decode::Packet;
+use crate::detect::{Detectors, FlowView};
+use crate::flow::table::Update;
+use crate::flow::FlowRecord;
+
+/// Packets per batch handed to a worker.
+pub const BATCH: usize = 256;
+
+/// How [`run`] runs the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Flow workers (at least 1).
+    pub workers: usize,
+    /// Batches queued per worker before the dispatcher blocks (lossless) or drops (lossy).
+    pub queue_batches: usize,
+    /// Block the caller when a worker is behind (file replay) instead of dropping.
+    pub lossless: bool,
+    /// Produce flow records.
+    pub flow_records: bool,
+    /// Alert records name this sensor.
+    pub sensor: String,
+    /// Per-packet processing time of the workers (sampled 1 in 64 packets).
+    pub timing: Option<prometheus::Histogram>,
+}
+
+/// A PFCP/GTPv2-C payload kept in a batch's byte arena.
+#[derive(Debug, Clone, Copy)]
+enum Ctl {
+    None,
+    Pfcp(u32, u32),
+    Gtpv2c(u32, u32),
+}
+
+/// One unit of work for a flow worker.
+#[derive(Debug, Clone, Copy)]
+enum Item {
+    /// A decoded packet. `owner`: this worker counts it and keeps its flow; other workers
+    /// get control-plane packets only, to update their session-table replica.
+    Packet {
+        seq: u64,
+        ts: u64,
+        pkt: Packet,
+        inner_missing: bool,
+        owner: bool,
+        ctl: Ctl,
+    },
+    /// A tick at capture time `ts`, before frame `seq`.
+    Tick { seq: u64, ts: u64 },
+    /// A new time base (capture time jumped back), before frame `seq`.
+    Restart { seq: u64 },
+}
+
+/// Work for one worker: items in capture order, with the bytes of control-plane payloads.
+#[derive(Default)]
+struct InBatch {
+    items: Vec<Item>,
+    arena: Vec<u8>,
+    /// Every frame with a sequence number below this one has been dispatched.
+    upto: u64,
+}
+
+/// A packet the detectors act on, with what it did to its flow.
+#[derive(Debug, Clone, Copy)]
+struct DetectorInput {
+    ts: u64,
+    pkt: Packet,
+    update: Update,
+    view: FlowView,
+}
+
+/// One entry of a worker's ordered output stream.
+// Entries live in reused vectors: boxing the large variant would allocate per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy)]
+enum Out {
+    Packet(DetectorInput),
+    Tick(u64),
+    Restart,
+}
+
+/// A worker's output for one input batch.
+#[derive(Default)]
+struct OutBatch {
+    worker: usize,
+    /// `(order key, entry)`: key = 2 × sequence number, + 1 for packets (a tick or restart
+    /// runs before the frame that triggered it).
+    items: Vec<(u64, Out)>,
+    flows: Vec<FlowRecord>,
+    /// The worker has processed every frame below this sequence number.
+    upto: u64,
+}
+
+/// Counters of every stage, updated by each thread at its ticks (not per packet), read by
+/// the metrics exporter.
+#[derive(Default)]
+pub struct StatsBoard {
+    front: Mutex<Stats>,
+    workers: Vec<Mutex<Stats>>,
+    detect: Mutex<Stats>,
+}
+
+impl StatsBoard {
+    fn new(workers: usize) -> StatsBoard {
+        StatsBoard {
+            workers: (0..workers).map(|_| Mutex::new(Stats::default())).collect(),
+            ..StatsBoard::default()
+        }
+    }
+
+    /// The pipeline's counters: the sum of its stages (the session table, replicated on
+    /// every worker, counted once).
+    pub fn total(&self) -> Stats {
+        let get = |m: &Mutex<Stats>| m.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut t = get(&self.front);
+        for (i, w) in self.workers.iter().enumerate() {
+            t.add_worker(&get(w), i == 0);
+        }
+        t.add_worker(&get(&self.detect), false);
+        t
+    }
+}
+
+fn put(slot: &Mutex<Stats>, s: &Stats) {
+    if let Ok(mut m) = slot.lock() {
+        m.clone_from(s);
+    }
+}
+
+/// The symmetric dispatch hash of a packet's (inner) 5-tuple: both directions of a flow
+/// give the same value.
+#[inline]
+fn dispatch_hash(p: &Packet) -> u64 {
+    use std::hash::BuildHasher;
+    let (a, b) = ((p.src, p.src_port), (p.dst, p.dst_port));
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    foldhash::fast::FixedState::with_seed(0xd15_9a7c).hash_one((p.proto, lo, hi))
+}
+
+/// The caller's side of the pipeline (see [`run`]): give it frames in capture order.
+pub struct Dispatcher {
+    front: Front,
+    clock: Clock,
+    stats: Stats,
+    seq: u64,
+    lossless: bool,
+    txs: Vec<Sender<InBatch>>,
+    free: Vec<Receiver<InBatch>>,
+    cur: Vec<InBatch>,
+    board: Arc<StatsBoard>,
+}
+
+impl Dispatcher {
+    fn fresh(&self, w: usize) -> InBatch {
+        self.free[w].try_recv().unwrap_or_default()
+    }
+
+    /// Send every worker its batch (also empty ones: they carry the sequence number the
+    /// collector waits for).
+    fn flush(&mut self) {
+        for w in 0..self.txs.len() {
+            let mut b = std::mem::take(&mut self.cur[w]);
+            b.upto = self.seq;
+            let b = if self.lossless {
+                match self.txs[w].send(b) {
+                    Ok(()) => self.fresh(w),
+                    Err(e) => e.into_inner(), // The worker is gone; keep going without it.
+                }
+            } else {
+                match self.txs[w].try_send(b) {
+                    Ok(()) => self.fresh(w),
+                    Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
+                        let lost = b.items.iter().filter(|i| matches!(i, Item::Packet { owner: true, .. }));
+                        self.stats.worker_queue_drops[w] += lost.count() as u64;
+                        b
+                    }
+                }
+            };
+            self.cur[w] = b;
+            self.cur[w].items.clear();
+            self.cur[w].arena.clear();
+        }
+    }
+
+    fn broadcast(&mut self, item: Item) {
+        for b in &mut self.cur {
+            b.items.push(item);
+        }
+    }
+
+    fn tick(&mut self, now_ns: u64) {
+        self.front.expire(now_ns);
+        self.clock.ticked(now_ns);
+        self.stats.reassembly = self.front.reassembly_stats().clone();
+        put(&self.board.front, &self.stats);
+    }
+
+    /// Decode one frame and hand it to its worker (control-plane messages to all).
+    pub fn process(&mut self, frame: &Frame<'_>) {
+        let step = self.clock.step(&mut self.stats, frame.ts_ns);
+        let (ts, seq) = (step.ts, self.seq);
+        self.seq += 1;
+        if step.restart {
+            self.broadcast(Item::Restart { seq });
+        }
+        if step.tick {
+            self.tick(ts);
+            self.broadcast(Item::Tick { seq, ts });
+        }
+        let Some(d) = self
+            .front
+            .decode(&mut self.stats, frame.linktype, frame.data, frame.wire_len, ts)
+        else {
+            if step.tick || step.restart {
+                self.flush();
+            }
+            return;
+        };
+        let n = self.cur.len();
+        let owner = if n == 1 {
+            0
+        } else {
+            (dispatch_hash(&d.pkt) % n as u64) as usize
+        };
+        self.stats.worker_packets[owner] += 1;
+        let payload = match d.control {
+            Control::None => None,
+            Control::Pfcp(p) => Some((true, p)),
+            Control::Gtpv2c(p) => Some((false, p)),
+        };
+        let mut full = false;
+        for (w, b) in self.cur.iter_mut().enumerate() {
+            if w != owner && payload.is_none() {
+                continue;
+            }
+            let ctl = match payload {
+                None => Ctl::None,
+                Some((pfcp, p)) => {
+                    let off = b.arena.len() as u32;
+                    b.arena.extend_from_slice(p);
+                    match pfcp {
+                        true => Ctl::Pfcp(off, p.len() as u32),
+                        false => Ctl::Gtpv2c(off, p.len() as u32),
+                    }
+                }
+            };
+            b.items.push(Item::Packet {
+                seq,
+                ts,
+                pkt: d.pkt,
+                inner_missing: d.inner_missing,
+                owner: w == owner,
+                ctl,
+            });
+            full |= b.items.len() >= BATCH;
+        }
+        if full || step.tick || step.restart {
+            self.flush();
+        }
+    }
+
+    /// Run a tick if the wall clock `now_ns` reached the next one (a quiet live link), and
+    /// hand every worker what is queued.
+    pub fn advance_to(&mut self, now_ns: u64) {
+        if self.clock.due(&self.stats, now_ns) {
+            let seq = self.seq;
+            self.seq += 1;
+            self.tick(now_ns);
+            self.broadcast(Item::Tick { seq, ts: now_ns });
+        }
+        self.flush();
+    }
+
+    /// The counters of every stage, refreshed at each tick of capture time.
+    pub fn board(&self) -> &Arc<StatsBoard> {
+        &self.board
+    }
+
+    /// Publish the dispatcher's own counters to [`Dispatcher::board`] now.
+    pub fn publish(&mut self) {
+        self.stats.reassembly = self.front.reassembly_stats().clone();
+        put(&self.board.front, &self.stats);
+    }
+
+    /// Hand every worker what is queued now (a live capture's batch boundary).
+    pub fn flush_now(&mut self) {
+        self.flush();
+    }
+}
+
+fn ctl_of<'a>(ctl: Ctl, arena: &'a [u8]) -> Control<'a> {
+    let slice = |o: u32, l: u32| {
+        arena
+            .get(o as usize..(o as usize).saturating_add(l as usize))
+            .unwrap_or(&[])
+    };
+    match ctl {
+        Ctl::None => Control::None,
+        Ctl::Pfcp(o, l) => Control::Pfcp(slice(o, l)),
+        Ctl::Gtpv2c(o, l) => Control::Gtpv2c(slice(o, l)),
+    }
+}
+
+/// A worker's queues: work in, used work batches back, output out, used output back.
+struct WorkerIo {
+    rx: Receiver<InBatch>,
+    free: Sender<InBatch>,
+    out_tx: Sender<OutBatch>,
+    out_free: Receiver<OutBatch>,
+}
+
+/// A flow worker: session table replica, flow table, detector inputs.
+fn worker(
+    w: usize,
+    mut back: Back,
+    wants: (bool, bool),
+    io: WorkerIo,
+    board: Arc<StatsBoard>,
+    timing: Option<prometheus::Histogram>,
+) {
+    let WorkerIo {
+        rx,
+        free,
+        out_tx,
+        out_free,
+    } = io;
+    let mut stats = Stats::default();
+    let mut sample = 0u32;
+    for mut b in rx {
+        let mut out = out_free.try_recv().unwrap_or_default();
+        out.worker = w;
+        out.items.clear();
+        out.flows.clear();
+        for item in b.items.drain(..) {
+            match item {
+                Item::Packet {
+                    seq,
+                    ts,
+                    mut pkt,
+                    inner_missing,
+                    owner,
+                    ctl,
+                } => {
+                    back.sessions.note_packet(ts);
+                    let control = ctl_of(ctl, &b.arena);
+                    if !owner {
+                        back.control(None, &pkt, control, ts);
+                        continue;
+                    }
+                    sample = sample.wrapping_add(1);
+                    let t0 = (sample % 64 == 0 && timing.is_some()).then(std::time::Instant::now);
+                    back.control(Some(&mut stats), &pkt, control, ts);
+                    let u = back.packet(&mut stats, &mut pkt, inner_missing, ts);
+                    if Detectors::wants_for(wants.0, wants.1, &pkt, &u) {
+                        if let Some(flow) = back.flows.get(u.slot) {
+                            let view = FlowView::of(flow);
+                            out.items.push((
+                                seq * 2 + 1,
+                                Out::Packet(DetectorInput {
+                                    ts,
+                                    pkt,
+                                    update: u,
+                                    view,
+                                }),
+                            ));
+                        }
+                    }
+                    if let (Some(t0), Some(h)) = (t0, &timing) {
+                        h.observe(t0.elapsed().as_secs_f64());
+                    }
+                }
+                Item::Tick { seq, ts } => {
+                    back.sessions.note_packet(ts);
+                    back.expire(ts);
+                    back.refresh(&mut stats);
+                    put(&board.workers[w], &stats);
+                    if w == 0 {
+                        out.items.push((seq * 2, Out::Tick(ts)));
+                    }
+                }
+                Item::Restart { seq } => {
+                    back.drain();
+                    if w == 0 {
+                        out.items.push((seq * 2, Out::Restart));
+                    }
+                }
+            }
+        }
+        out.flows.append(&mut back.ended);
+        out.upto = b.upto;
+        b.arena.clear();
+        let _ = free.try_send(b);
+        if out_tx.send(out).is_err() {
+            break;
+        }
+    }
+    // End of input: the flows still open get their records.
+    back.drain();
+    back.refresh(&mut stats);
+    put(&board.workers[w], &stats);
+    let mut out = OutBatch {
+        worker: w,
+        upto: u64::MAX,
+        ..OutBatch::default()
+    };
+    out.flows.append(&mut back.ended);
+    let _ = out_tx.send(out);
+}
+
+/// The collector: merges the workers' output streams in sequence order into one set of
+/// detectors and the alert lifecycle, and hands alert and flow records to the callers'
+/// sinks.
+fn collector(
+    mut detect: Detect,
+    workers: usize,
+    rx: Receiver<OutBatch>,
+    free: Sender<OutBatch>,
+    board: Arc<StatsBoard>,
+    on_alert: &mut dyn FnMut(AlertRecord),
+    on_flow: &mut dyn FnMut(FlowRecord),
+) {
+    use std::collections::VecDeque;
+    let mut queues: Vec<VecDeque<(u64, Out)>> = (0..workers).map(|_| VecDeque::new()).collect();
+    let mut upto = vec![0u64; workers];
+    let mut stats = Stats::default();
+    let mut last_ts = 0u64;
+    let mut feed = |detect: &mut Detect, out: Out| match out {
+        Out::Packet(d) => {
+            last_ts = d.ts;
+            detect.detectors.on_packet(&d.pkt, &d.update, &d.view, d.ts);
+        }
+        Out::Tick(ts) => {
+            last_ts = ts;
+            detect.tick(ts);
+            detect.refresh(&mut stats);
+            put(&board.detect, &stats);
+        }
+        Out::Restart => detect.reset(),
+    };
+    for mut b in rx {
+        for f in b.flows.drain(..) {
+            on_flow(f);
+        }
+        upto[b.worker] = b.upto;
+        queues[b.worker].extend(b.items.drain(..));
+        let _ = free.try_send(b);
+        // Everything below the lowest sequence number all workers finished is complete.
+        let bound = upto.iter().copied().min().unwrap_or(0).saturating_mul(2);
+        loop {
+            let next = queues
+                .iter()
+                .enumerate()
+                .filter_map(|(i, q)| q.front().map(|(k, _)| (*k, i)))
+                .min();
+            match next {
+                Some((k, i)) if k < bound => {
+                    if let Some((_, out)) = queues[i].pop_front() {
+                        feed(&mut detect, out);
+                    }
+                }
+                _ => break,
+            }
+        }
+        for r in detect.records.drain(..) {
+            on_alert(r);
+        }
+    }
+    // Workers are done: what is left is complete (a worker that died leaves its part out).
+    let mut rest: Vec<(u64, Out)> = queues.into_iter().flatten().collect();
+    rest.sort_by_key(|(k, _)| *k);
+    for (_, out) in rest {
+        feed(&mut detect, out);
+    }
+    detect.finish(last_ts.max(board.front.lock().map(|s| s.last_ts_ns).unwrap_or(0)));
+    for r in detect.records.drain(..) {
+        on_alert(r);
+    }
+    detect.refresh(&mut stats);
+    put(&board.detect, &stats);
+}
+
+/// Run the pipeline: start `opts.workers` flow workers and a collector, call `source` with
+/// the [`Dispatcher`] on this thread, then drain every stage. Alert and flow records are
+/// handed to `on_alert` / `on_flow` on the collector thread, alert records in the order one
+/// [`Engine`](super::Engine) would produce them. A [`StatsBoard`] exposes
+/// the counters while it runs ([`Dispatcher::board`]). Returns what `source` returned and the final counters.
+pub fn run<R>(
+    cfg: &Config,
+    opts: &PipelineOptions,
+    on_alert: &mut (dyn FnMut(AlertRecord) + Send),
+    on_flow: &mut (dyn FnMut(FlowRecord) + Send),
+    source: impl FnOnce(&mut Dispatcher) -> R,
+) -> (R, Stats) {
+    let n = opts.workers.max(1);
+    let queue = opts.queue_batches.max(1);
+    let board = Arc::new(StatsBoard::new(n));
+    let detect = Detect::new(cfg, opts.sensor.clone());
+    let wants = (
+        detect.detectors.syn_flood.is_some(),
+        detect.detectors.port_scan.is_some(),
+    );
+    let capacity = cfg.flow.capacity.div_ceil(n).max(1);
+    let (out_tx, out_rx) = crossbeam_channel::bounded::<OutBatch>(n * (queue + 2));
+    let (out_free_tx, out_free_rx) = crossbeam_channel::bounded::<OutBatch>(n * (queue + 2));
+    let mut txs = Vec::new();
+    let mut frees = Vec::new();
+    let mut ends = Vec::new();
+    for _ in 0..n {
+        let (tx, rx) = crossbeam_channel::bounded::<InBatch>(queue);
+        let (ftx, frx) = crossbeam_channel::bounded::<InBatch>(queue + 2);
+        txs.push(tx);
+        frees.push(frx);
+        ends.push((rx, ftx));
+    }
+    let mut stats = Stats {
+        worker_queue_drops: vec![0; n],
+        worker_packets: vec![0; n],
+        ..Stats::default()
+    };
+    stats.session_capacity = cfg.session.capacity as u64;
+    std::thread::scope(|scope| {
+        for (w, (rx, ftx)) in ends.into_iter().enumerate() {
+            let mut back = Back::new(cfg, capacity);
+            back.flow_records = opts.flow_records;
+            let (out_tx, out_free_rx, board, timing) = (
+                out_tx.clone(),
+                out_free_rx.clone(),
+                Arc::clone(&board),
+                opts.timing.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("fivewatch-w{w}"))
+                .spawn_scoped(scope, move || {
+                    let io = WorkerIo {
+                        rx,
+                        free: ftx,
+                        out_tx,
+                        out_free: out_free_rx,
+                    };
+                    worker(w, back, wants, io, board, timing)
+                });
+            if let Err(e) = spawned {
+                tracing::error!(worker = w, error = %e, "cannot start flow worker thread");
+            }
+        }
+        drop(out_tx);
+        let cboard = Arc::clone(&board);
+        let collector = std::thread::Builder::new()
+            .name("fivewatch-detect".into())
+            .spawn_scoped(scope, move || {
+                collector(detect, n, out_rx, out_free_tx, cboard, on_alert, on_flow)
+            });
+        if let Err(e) = &collector {
+            tracing::error!(error = %e, "cannot start detector thread");
+        }
+        let mut d = Dispatcher {
+            front: Front::new(cfg),
+            clock: Clock::default(),
+            stats,
+            seq: 0,
+            lossless: opts.lossless,
+            txs,
+            free: frees,
+            cur: (0..n).map(|_| InBatch::default()).collect(),
+            board: Arc::clone(&board),
+        };
+        let r = source(&mut d);
+        d.flush();
+        d.stats.reassembly = d.front.reassembly_stats().clone();
+        put(&board.front, &d.stats);
+        drop(d); // Closes the worker queues: workers drain and stop, then the collector.
+        if let Ok(c) = collector {
+            if c.join().is_err() {
+                tracing::error!("detector thread panicked");
+            }
+        }
+        (r, board.total())
+    })
+}
