@@ -53,7 +53,7 @@ enum Command {
         quiet: bool,
         /// Flow worker threads (default: `pipeline.workers` of the config; 0 = one per CPU
         /// core).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = parse_workers)]
         workers: Option<usize>,
     },
     /// Analyse capture files offline as fast as possible and print a summary.
@@ -79,7 +79,7 @@ enum Command {
         flows: Option<PathBuf>,
         /// Flow worker threads (default: `pipeline.workers` of the config; 0 = one per CPU
         /// core). Alerts, flow records and counters are the same for any number.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = parse_workers)]
         workers: Option<usize>,
         /// Capture files (pcap or pcapng, recognised by content), processed in order.
         #[arg(required = true, value_name = "PCAP")]
@@ -90,6 +90,17 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+}
+
+/// `--workers`: 0 (one per CPU core) to [`fivewatch::config::MAX_WORKERS`].
+fn parse_workers(s: &str) -> Result<usize, String> {
+    let max = fivewatch::config::MAX_WORKERS;
+    match s.trim().parse::<usize>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 0 (one per CPU core) to {max}, got {s}"
+        )),
+    }
 }
 
 /// `--speed`: a finite number of at least [`app::MIN_REPLAY_SPEED`].
@@ -173,7 +184,6 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut cfg = load(config.as_ref())?;
             if let Some(n) = workers {
                 cfg.pipeline.workers = n;
-                cfg.validate(std::path::Path::new("--workers"))?;
             }
             let dash = |p: &Option<PathBuf>| p.as_deref().is_some_and(|p| p.as_os_str() == "-");
             let to_stdout = dash(&alerts);

@@ -403,3 +403,43 @@ fn run_writes_flow_records_to_the_configured_file() {
     // tshark: 37841 SYN frames, all towards the victim.
     assert_eq!(packets, 37841);
 }
+
+#[test]
+fn replay_workers_flag_spreads_packets_and_keeps_tshark_counts() {
+    let e = common::expected("syn-flood-spoofed-sources.pcap").unwrap();
+    let (o, v) = replay_with_stats(&["--workers", "3", "tests/data/syn-flood-spoofed-sources.pcap"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(v["packets"], e["frames"], "packets == tshark frames");
+    assert_eq!(v["transports"]["tcp"], e["l4"]["tcp"]);
+    assert_eq!(v["alerts"]["syn_flood"], 1, "{v}");
+    // 37841 frames, all TCP between spoofed sources and one victim: every one is dispatched,
+    // and a hash of thousands of 5-tuples gives each of the 3 workers a share.
+    let per: Vec<u64> = v["worker_packets"]
+        .as_array()
+        .expect("worker_packets")
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(per.len(), 3, "{v}");
+    assert_eq!(per.iter().sum::<u64>(), 37841, "{per:?}");
+    assert!(per.iter().all(|n| *n > 37841 / 6), "uneven spread {per:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("workers   3"));
+}
+
+#[test]
+fn workers_flag_out_of_range_is_refused() {
+    let pcap = "tests/data/syn-flood-spoofed-sources.pcap";
+    let runs: [&[&str]; 2] = [
+        &["replay", "--workers", "257", pcap],
+        &["run", "--workers", "257", "--pcap", pcap],
+    ];
+    for args in runs {
+        let o = fivewatch(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("from 0 (one per CPU core) to 256"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
