@@ -4,9 +4,10 @@
 //! it sent. Linux only; needs root (or `CAP_NET_RAW`).
 //!
 //! ```text
-//! cargo run --release --example blast -- IFACE SECONDS [FRAME_BYTES]
+//! cargo run --release --example blast -- IFACE SECONDS [FRAME_BYTES] [THREADS]
 //! ```
 //!
+//! `THREADS` (default 1, up to 64) sending threads, each with its own socket.
 //! `FRAME_BYTES` (default 60, 60 to 1514) is the frame length handed to the kernel: 60
 //! bytes is a 64-byte Ethernet frame on the wire once the 4-byte FCS is added. Frames go to
 //! the locally administered MAC 02:f1:5e:00:00:01 (nobody's address: the receiving stack
@@ -84,7 +85,7 @@ mod linux {
 
     pub fn run() -> Result<(), String> {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let usage = "usage: blast IFACE SECONDS [FRAME_BYTES 60..1514]";
+        let usage = "usage: blast IFACE SECONDS [FRAME_BYTES 60..1514] [THREADS 1..64]";
         let iface = args.first().ok_or(usage)?;
         let secs: f64 = args
             .get(1)
@@ -95,12 +96,39 @@ mod linux {
             None => 60,
             Some(s) => s.parse().ok().filter(|l| (60..=1514).contains(l)).ok_or(usage)?,
         };
+        let threads: usize = match args.get(3) {
+            None => 1,
+            Some(s) => s.parse().ok().filter(|t| (1..=64).contains(t)).ok_or(usage)?,
+        };
         let cname = std::ffi::CString::new(iface.as_str()).map_err(|_| "NUL in interface name")?;
         // SAFETY: `cname` is a valid NUL-terminated string.
         let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
         if ifindex == 0 {
             return Err(os_err(&format!("interface {iface}")));
         }
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(secs);
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let iface = iface.clone();
+                std::thread::spawn(move || send_until(&iface, ifindex, len, end))
+            })
+            .collect();
+        let (mut sent, mut batches, mut errors) = (0u64, 0u64, 0u64);
+        for w in workers {
+            let (s, b, e) = w.join().map_err(|_| "sender thread panicked")??;
+            (sent, batches, errors) = (sent + s, batches + b, errors + e);
+        }
+        let took = start.elapsed().as_secs_f64();
+        println!(
+            "blast: sent {sent} frames in {took:.3} s = {:.0} pps ({batches} batches, {errors} send errors ENOBUFS/EAGAIN, {threads} threads)",
+            sent as f64 / took
+        );
+        Ok(())
+    }
+
+    /// One sender: its own socket, sending until `end`. Returns (frames, batches, errors).
+    fn send_until(iface: &str, ifindex: u32, len: usize, end: Instant) -> Result<(u64, u64, u64), String> {
         // SAFETY: plain socket(2) call; protocol 0 = this socket receives nothing.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -148,8 +176,6 @@ mod linux {
 
         let (mut sent, mut batches, mut errors) = (0u64, 0u64, 0u64);
         let mut next = 0usize;
-        let start = Instant::now();
-        let end = start + Duration::from_secs_f64(secs);
         while Instant::now() < end {
             for _ in 0..16 {
                 let n = BATCH.min(FLOWS - next);
@@ -172,11 +198,6 @@ mod linux {
                 next = (next + r as usize) % FLOWS;
             }
         }
-        let took = start.elapsed().as_secs_f64();
-        println!(
-            "blast: sent {sent} frames in {took:.3} s = {:.0} pps ({batches} batches, {errors} send errors ENOBUFS/EAGAIN)",
-            sent as f64 / took
-        );
-        Ok(())
+        Ok((sent, batches, errors))
     }
 }
