@@ -10,6 +10,13 @@
 //!   SYN flood capture at 20x speed with a linger time; checks `/metrics` during the linger,
 //!   the alert file, and that the process exits 0 by itself.
 //!
+//! * `ring_captures_veth_frames_exactly`, `ring_fanout_group_splits_frames_exactly_once`,
+//!   `ring_overflow_is_counted` (root): the `TPACKET_V3` ring backend through the library, on
+//!   a veth pair into a private namespace, with frames sent by an `AF_PACKET` socket inside
+//!   the namespace: exact counts, bytes, wire lengths and a VLAN tag put back; two sockets
+//!   of one fanout group seeing each frame once; drops and ring-full events of an
+//!   overflowing ring. Skipped like the live test above.
+//!
 //! Everything the live test creates (namespace, veth, child processes) is removed by `Drop`
 //! guards, also when an assertion fails.
 
@@ -1049,4 +1056,416 @@ fn pcap_replay_with_blocked_stdout_keeps_working() {
         "log:\n{}",
         read_log(&log)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The TPACKET_V3 ring backend, driven through the library (root)
+// ---------------------------------------------------------------------------------------
+
+use fivewatch::capture::live::{Fanout, FanoutMode, LiveBackend, LiveOptions, LiveSource, LiveStats};
+
+/// Marks the test frames (with the process id, so frames of another run never match).
+fn frame_marker() -> Vec<u8> {
+    format!("fwring{:08x}", std::process::id()).into_bytes()
+}
+
+/// A test frame as sent: its bytes and sequence number.
+struct TestFrame {
+    bytes: Vec<u8>,
+    seq: u32,
+}
+
+/// Destination MAC of the test frames: a locally administered address nobody owns, so the
+/// receiving stack drops them (no ICMP or ARP answers) while the promiscuous capture sees them.
+const OTHER_MAC: [u8; 6] = [0x02, 0xf1, 0x5e, 0x00, 0x00, 0x01];
+/// EtherType of the non-IP test frames (IEEE 802 local experimental).
+const ETH_EXPERIMENTAL: u16 = 0x88b5;
+
+/// A non-IP frame of exactly `len` bytes (>= 32): marker and `seq` after the Ethernet header.
+fn raw_frame(src: [u8; 6], seq: u32, len: usize) -> TestFrame {
+    let mut b = Vec::with_capacity(len);
+    b.extend_from_slice(&OTHER_MAC);
+    b.extend_from_slice(&src);
+    b.extend_from_slice(&ETH_EXPERIMENTAL.to_be_bytes());
+    b.extend_from_slice(&frame_marker());
+    b.extend_from_slice(&seq.to_be_bytes());
+    b.resize(len.max(b.len()), 0xa5);
+    TestFrame { bytes: b, seq }
+}
+
+/// An IPv4/UDP frame 10.213.x.2:`sport` -> 10.213.x.1:`dport` carrying marker and `seq`,
+/// optionally behind an 802.1Q tag with VLAN id `vlan`.
+fn udp_frame(src: [u8; 6], x: u8, sport: u16, dport: u16, seq: u32, vlan: Option<u16>) -> TestFrame {
+    let mut payload = frame_marker();
+    payload.extend_from_slice(&seq.to_be_bytes());
+    payload.resize(payload.len() + 16, 0x5a);
+    let udp_len = 8 + payload.len();
+    let total = 20 + udp_len;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 213, x, 2, 10, 213, x, 1];
+    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    let sum = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum::<u32>();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    ip[10..12].copy_from_slice(&(!((folded & 0xffff) + (folded >> 16)) as u16).to_be_bytes());
+    let mut b = Vec::new();
+    b.extend_from_slice(&OTHER_MAC);
+    b.extend_from_slice(&src);
+    if let Some(vid) = vlan {
+        b.extend_from_slice(&0x8100u16.to_be_bytes());
+        b.extend_from_slice(&vid.to_be_bytes());
+    }
+    b.extend_from_slice(&0x0800u16.to_be_bytes());
+    b.extend_from_slice(&ip);
+    b.extend_from_slice(&sport.to_be_bytes());
+    b.extend_from_slice(&dport.to_be_bytes());
+    b.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    b.extend_from_slice(&[0, 0]); // no UDP checksum (allowed for IPv4)
+    b.extend_from_slice(&payload);
+    TestFrame { bytes: b, seq }
+}
+
+/// The sequence number of a test frame of this run as captured (marker at the fixed offset
+/// of its kind), `None` for any other frame.
+fn test_seq(data: &[u8]) -> Option<u32> {
+    let marker = frame_marker();
+    let be16 = |o: usize| data.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let at = match be16(12)? {
+        ETH_EXPERIMENTAL => 14,
+        0x0800 => 14 + 28,
+        0x8100 if be16(16)? == 0x0800 => 18 + 28,
+        _ => return None,
+    };
+    if data.get(at..at + marker.len())? != marker.as_slice() {
+        return None;
+    }
+    let s = data.get(at + marker.len()..at + marker.len() + 4)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// MAC address of `ifname` inside namespace `ns`.
+fn ns_mac(ip_bin: &Path, ns: &str, ifname: &str) -> [u8; 6] {
+    let link = ip(ip_bin, &["-n", ns, "-o", "link", "show", ifname]).unwrap_or_else(|e| panic!("{e}"));
+    let text = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC address in {link:?}"));
+    let mut mac = [0u8; 6];
+    for (m, part) in mac.iter_mut().zip(text.split(':')) {
+        *m = u8::from_str_radix(part, 16).unwrap_or_else(|e| panic!("MAC {text}: {e}"));
+    }
+    mac
+}
+
+/// Sends `frames` out of `ifname` inside network namespace `ns` through an `AF_PACKET`
+/// socket created by a thread that entered the namespace (`setns` changes only the calling
+/// thread, which ends afterwards). Panics with the failing step.
+fn send_in_netns(ns: &str, ifname: &str, frames: Vec<Vec<u8>>) {
+    use std::os::fd::AsRawFd;
+    let (ns, ifname) = (ns.to_string(), ifname.to_string());
+    std::thread::spawn(move || {
+        let nsfile = fs::File::open(format!("/run/netns/{ns}")).unwrap_or_else(|e| panic!("open netns {ns}: {e}"));
+        // SAFETY: setns on a namespace file we hold open; it affects only this thread.
+        let r = unsafe { libc::setns(nsfile.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns({ns}): {}", std::io::Error::last_os_error());
+        let cname = std::ffi::CString::new(ifname.clone()).expect("name");
+        // SAFETY: `cname` is a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        assert_ne!(ifindex, 0, "no interface {ifname} in {ns}");
+        // SAFETY: plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = ifindex as libc::c_int;
+        sll.sll_halen = 6;
+        for (i, frame) in frames.iter().enumerate() {
+            // SAFETY: `frame` and `sll` are live buffers of the stated lengths.
+            let n = unsafe {
+                libc::sendto(
+                    fd.as_raw_fd(),
+                    frame.as_ptr().cast(),
+                    frame.len(),
+                    0,
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(
+                n,
+                frame.len() as isize,
+                "sendto frame {i}: {}",
+                std::io::Error::last_os_error()
+            );
+            // A short pause now and then: the burst stays far below any queue limit.
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    })
+    .join()
+    .expect("sender thread failed");
+}
+
+/// One frame of a test run as captured.
+#[derive(Debug, Clone)]
+struct Seen {
+    seq: u32,
+    data: Vec<u8>,
+    wire_len: u32,
+    ts_ns: u64,
+}
+
+/// Reads `sources` in turn until `want` test frames were captured in total (then 300 ms
+/// more, to catch duplicates) or 10 s passed. Returns the frames seen by each source.
+fn drain(sources: &mut [LiveSource], want: usize) -> Vec<Vec<Seen>> {
+    let mut seen: Vec<Vec<Seen>> = vec![Vec::new(); sources.len()];
+    let start = Instant::now();
+    let mut complete: Option<Instant> = None;
+    while start.elapsed() < Duration::from_secs(10) && complete.is_none_or(|t| t.elapsed() < Duration::from_millis(300))
+    {
+        for (src, out) in sources.iter_mut().zip(seen.iter_mut()) {
+            src.recv(Duration::from_millis(20), |f| {
+                if let Some(seq) = test_seq(f.data) {
+                    out.push(Seen {
+                        seq,
+                        data: f.data.to_vec(),
+                        wire_len: f.wire_len,
+                        ts_ns: f.ts_ns,
+                    });
+                }
+            })
+            .unwrap_or_else(|e| panic!("recv: {e}"));
+        }
+        if complete.is_none() && seen.iter().map(Vec::len).sum::<usize>() >= want {
+            complete = Some(Instant::now());
+        }
+    }
+    seen
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Root, `ip` and the network lock, or a skip (a failure under CI=true).
+fn ring_test_setup(test: &str) -> Option<(PathBuf, std::sync::MutexGuard<'static, ()>)> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        skip(test, "needs root (network namespace, veth, AF_PACKET ring capture)");
+        return None;
+    }
+    let Some(ip_bin) = find_tool("ip") else {
+        skip(test, "`ip` (iproute2) not found; apt-get install iproute2");
+        return None;
+    };
+    let lock = net_lock();
+    remove_stale_namespaces(&ip_bin);
+    Some((ip_bin, lock))
+}
+
+/// The ring backend on the root-side end of a veth pair captures every frame sent from the
+/// namespace side exactly once, with its length on the wire, a kernel timestamp, a VLAN tag
+/// that the receiving veth stripped put back (so the frame decodes through its VLAN), and
+/// kernel counters without drops.
+#[test]
+fn ring_captures_veth_frames_exactly() {
+    const TEST: &str = "ring_captures_veth_frames_exactly";
+    const VLAN: u16 = 0x2000 | 123; // priority 1, VLAN id 123
+    let Some((ip_bin, _lock)) = ring_test_setup(TEST) else {
+        return;
+    };
+    let x = pick_subnet(&ip_bin);
+    let (net, _dest) = setup_net(&ip_bin, x);
+    let inner = net.outer.trim_end_matches('a').to_string() + "b";
+    let src_mac = ns_mac(&ip_bin, &net.ns, &inner);
+    // Small blocks and a short timeout: frames spread over many blocks, ring wrap-around.
+    let opts = LiveOptions {
+        backend: LiveBackend::Ring,
+        promiscuous: true,
+        ring: fivewatch::capture::live::RingConfig {
+            block_size: 1 << 16,
+            block_count: 4,
+            block_timeout_ms: 5,
+        },
+        ..LiveOptions::default()
+    };
+    let mut src = LiveSource::open_with(&net.outer, &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(src.linktype(), fivewatch::capture::LinkType::ETHERNET);
+
+    let lens = [60usize, 64, 65, 128, 333, 1000, 1514];
+    let mut frames: Vec<TestFrame> = (0..700u32)
+        .map(|i| raw_frame(src_mac, i, lens[i as usize % lens.len()]))
+        .collect();
+    let vlan_seq = frames.len() as u32;
+    frames.push(udp_frame(src_mac, x, 40000, 9, vlan_seq, Some(VLAN)));
+    let plain_seq = vlan_seq + 1;
+    frames.push(udp_frame(src_mac, x, 40001, 9, plain_seq, None));
+    let t0 = now_ns();
+    // Bursts of 100 frames (about 55 KB of ring each, so a burst always fits the 256 KiB
+    // ring) with reads in between: 700 frames wrap around the ring about twice.
+    let mut seen = Vec::new();
+    for burst in frames.chunks(100) {
+        send_in_netns(&net.ns, &inner, burst.iter().map(|f| f.bytes.clone()).collect());
+        seen.extend(drain(std::slice::from_mut(&mut src), burst.len()).remove(0));
+    }
+    let t1 = now_ns();
+
+    assert_eq!(
+        seen.len(),
+        frames.len(),
+        "captured test frames (exact count); kernel stats {:?}",
+        src.stats()
+    );
+    let mut by_seq = std::collections::BTreeMap::new();
+    for s in &seen {
+        assert!(by_seq.insert(s.seq, s).is_none(), "frame {} captured twice", s.seq);
+    }
+    for f in &frames {
+        let s = by_seq
+            .get(&f.seq)
+            .unwrap_or_else(|| panic!("frame {} not captured", f.seq));
+        assert_eq!(s.wire_len as usize, f.bytes.len(), "wire length of frame {}", f.seq);
+        assert_eq!(s.data, f.bytes, "bytes of frame {}", f.seq);
+        assert!(
+            s.ts_ns >= t0.saturating_sub(1_000_000_000) && s.ts_ns <= t1 + 1_000_000_000,
+            "timestamp of frame {}: {} not in [{t0}, {t1}]",
+            f.seq,
+            s.ts_ns
+        );
+    }
+    // The VLAN frame: tag back in place, and the decoder reads the IP packet behind it.
+    let v = by_seq[&vlan_seq];
+    assert_eq!(
+        &v.data[12..16],
+        &[0x81, 0x00, (VLAN >> 8) as u8, VLAN as u8],
+        "802.1Q tag"
+    );
+    assert_eq!(u16::from_be_bytes([v.data[14], v.data[15]]) & 0x0fff, 123, "VLAN id");
+    match fivewatch::decode::decode(fivewatch::capture::LinkType::ETHERNET, &v.data) {
+        Ok(fivewatch::decode::Decoded::Ip(p)) => {
+            assert_eq!(p.src.to_string(), format!("10.213.{x}.2"));
+            assert_eq!(p.dst.to_string(), format!("10.213.{x}.1"));
+            assert_eq!((p.proto, p.src_port, p.dst_port), (17, 40000, 9));
+        }
+        other => panic!("VLAN frame decoded as {other:?}"),
+    }
+
+    let st: LiveStats = src.stats();
+    eprintln!("{TEST}: {} test frames captured; kernel stats {st:?}", seen.len());
+    assert!(st.supported, "{st:?}");
+    assert!(st.kernel_packets >= frames.len() as u64, "{st:?}");
+    assert_eq!((st.kernel_drops, st.freeze_queue), (0, 0), "{st:?}");
+    drop(src);
+    drop(net);
+}
+
+/// Two ring sources in one `PACKET_FANOUT` group (hash mode) on the same interface together
+/// see every frame exactly once, each getting a share; a third socket asking for the same
+/// group with another mode is refused with a clear error.
+#[test]
+fn ring_fanout_group_splits_frames_exactly_once() {
+    const TEST: &str = "ring_fanout_group_splits_frames_exactly_once";
+    const FLOWS: u32 = 400;
+    let Some((ip_bin, _lock)) = ring_test_setup(TEST) else {
+        return;
+    };
+    let x = pick_subnet(&ip_bin);
+    let (net, _dest) = setup_net(&ip_bin, x);
+    let inner = net.outer.trim_end_matches('a').to_string() + "b";
+    let src_mac = ns_mac(&ip_bin, &net.ns, &inner);
+    // Fanout groups are per network namespace; the pid keeps concurrent runs apart.
+    let group = 0x8000 | (std::process::id() & 0x7fff) as u16;
+    let opts = LiveOptions {
+        backend: LiveBackend::Ring,
+        promiscuous: true,
+        fanout: Some(Fanout {
+            group,
+            mode: FanoutMode::Hash,
+        }),
+        ..LiveOptions::default()
+    };
+    let a = LiveSource::open_with(&net.outer, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let b = LiveSource::open_with(&net.outer, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let lb = LiveOptions {
+        fanout: Some(Fanout {
+            group,
+            mode: FanoutMode::Lb,
+        }),
+        ..opts
+    };
+    let e = LiveSource::open_with(&net.outer, &lb).expect_err("a group joined with another mode");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&net.outer) && msg.contains(&format!("fanout group {group}")),
+        "{msg}"
+    );
+
+    // One UDP flow per frame (distinct source ports): the kernel's flow hash spreads them.
+    let frames: Vec<TestFrame> = (0..FLOWS)
+        .map(|i| udp_frame(src_mac, x, 20000 + i as u16, 2152, i, None))
+        .collect();
+    send_in_netns(&net.ns, &inner, frames.iter().map(|f| f.bytes.clone()).collect());
+    let mut sources = [a, b];
+    let seen = drain(&mut sources, frames.len());
+    let (na, nb) = (seen[0].len(), seen[1].len());
+    eprintln!("{TEST}: group {group}: socket A saw {na}, socket B saw {nb} of {FLOWS} frames");
+    let mut all: Vec<u32> = seen.iter().flatten().map(|s| s.seq).collect();
+    all.sort_unstable();
+    let want: Vec<u32> = (0..FLOWS).collect();
+    assert_eq!(all, want, "every frame exactly once over the group");
+    assert!(na > 0 && nb > 0, "both members get a share: {na} / {nb}");
+    for src in &mut sources {
+        let st = src.stats();
+        assert!(st.supported && st.kernel_drops == 0, "{st:?}");
+    }
+    drop(sources);
+    drop(net);
+}
+
+/// A ring too small for a burst that is not read meanwhile: the kernel drops what does not
+/// fit, and the ring-full (`freeze_queue`) and drop counters account for every frame lost.
+#[test]
+fn ring_overflow_is_counted() {
+    const TEST: &str = "ring_overflow_is_counted";
+    const SENT: u32 = 1000;
+    let Some((ip_bin, _lock)) = ring_test_setup(TEST) else {
+        return;
+    };
+    let x = pick_subnet(&ip_bin);
+    let (net, _dest) = setup_net(&ip_bin, x);
+    let inner = net.outer.trim_end_matches('a').to_string() + "b";
+    let src_mac = ns_mac(&ip_bin, &net.ns, &inner);
+    let opts = LiveOptions {
+        backend: LiveBackend::Ring,
+        ring: fivewatch::capture::live::RingConfig {
+            block_size: 1 << 16,
+            block_count: 2,
+            block_timeout_ms: 5,
+        },
+        ..LiveOptions::default()
+    };
+    let mut src = LiveSource::open_with(&net.outer, &opts).unwrap_or_else(|e| panic!("{e}"));
+    // 1000 frames of 1514 bytes: about 1.6 MB against a 128 KiB ring nobody reads.
+    let frames: Vec<Vec<u8>> = (0..SENT).map(|i| raw_frame(src_mac, i, 1514).bytes).collect();
+    send_in_netns(&net.ns, &inner, frames);
+    let captured = drain(std::slice::from_mut(&mut src), SENT as usize).remove(0).len() as u64;
+    let st = src.stats();
+    eprintln!("{TEST}: captured {captured} of {SENT}; kernel stats {st:?}");
+    assert!(captured < u64::from(SENT), "the ring cannot hold the burst");
+    assert!(st.freeze_queue >= 1, "{st:?}");
+    assert!(
+        st.kernel_drops >= u64::from(SENT) - captured,
+        "every lost frame is a counted drop: {st:?}"
+    );
+    assert!(st.kernel_packets >= u64::from(SENT), "{st:?}");
+    drop(src);
+    drop(net);
 }

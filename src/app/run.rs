@@ -372,11 +372,13 @@ fn linger(secs: Option<f64>, stop: &AtomicBool, hup_note: &AtomicBool) {
     }
 }
 
-/// Kernel packet/drop counters of a live source, published as increases since the last call.
+/// Kernel packet/drop/ring-full counters of a live source, published as increases since the
+/// last call.
 #[derive(Default)]
 struct KernelCounters {
     packets: u64,
     drops: u64,
+    freeze_queue: u64,
 }
 
 impl KernelCounters {
@@ -389,8 +391,10 @@ impl KernelCounters {
             m.kernel_stats_supported.set(1);
             m.kernel_packets.inc_by(st.kernel_packets.saturating_sub(self.packets));
             m.kernel_drops.inc_by(st.kernel_drops.saturating_sub(self.drops));
+            m.kernel_freeze_queue
+                .inc_by(st.freeze_queue.saturating_sub(self.freeze_queue));
         }
-        (self.packets, self.drops) = (st.kernel_packets, st.kernel_drops);
+        (self.packets, self.drops, self.freeze_queue) = (st.kernel_packets, st.kernel_drops, st.freeze_queue);
     }
 }
 
@@ -405,13 +409,11 @@ fn capture_loop(
     let take_batch = || free_rx.try_recv().unwrap_or_default();
     match &opts.source {
         Source::Interface(name) => {
-            let backend = if cfg.capture.backend == "pnet" {
-                LiveBackend::Pnet
-            } else {
-                LiveBackend::AfPacket
-            };
-            let mut src = LiveSource::open(name, backend, cfg.capture.promiscuous, cfg.capture.socket_buffer_bytes)?;
-            tracing::info!(interface = %name, backend = ?backend, "capturing");
+            let live = cfg.capture.live_options();
+            let mut src = LiveSource::open_with(name, &live)?;
+            let ring_bytes = (live.backend == LiveBackend::Ring).then(|| live.ring.bytes());
+            let fanout = live.fanout.map(|f| format!("{}/{:?}", f.group, f.mode));
+            tracing::info!(interface = %name, backend = ?live.backend, ring_bytes, fanout, "capturing");
             let mut kernel = KernelCounters::default();
             let mut last_stats = Instant::now();
             let mut batch = take_batch();
@@ -451,6 +453,7 @@ fn capture_loop(
                     interface = %name,
                     kernel_packets = m.kernel_packets.get(),
                     kernel_drops = m.kernel_drops.get(),
+                    kernel_freeze_queue = m.kernel_freeze_queue.get(),
                     "capture stopped"
                 );
             }

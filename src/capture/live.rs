@@ -1,11 +1,23 @@
 //! Live capture from a named network interface.
 //!
-//! Two backends: our own `AF_PACKET` raw socket (Linux, default; kernel drop counters,
-//! kernel timestamps, true wire length) and `pnet_datalink`'s channel (portable fallback).
+//! Three backends:
+//! * `Ring` (Linux, default): an `AF_PACKET` socket with a `TPACKET_V3` memory-mapped receive
+//!   ring (`PACKET_RX_RING`); frames are handed to the caller straight from the ring, without
+//!   a copy, and the kernel fills whole blocks of frames between wake-ups. Sources:
+//!   `packet(7)` and the Linux kernel's `Documentation/networking/packet_mmap.rst`.
+//! * `AfPacket` (Linux): our own `AF_PACKET` raw socket read with one `recvmsg` per frame
+//!   (kernel drop counters, kernel timestamps, true wire length).
+//! * `Pnet`: `pnet_datalink`'s channel (portable fallback).
+//!
+//! The two `AF_PACKET` backends can join a `PACKET_FANOUT` group ([`Fanout`]) so that several
+//! sockets (threads or processes) share the traffic of one interface.
 
 use super::{Frame, LinkType};
 use std::io;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[cfg(target_os = "linux")]
+mod ring;
 
 /// Receive buffer per packet in bytes: a 64 KiB frame (loopback MTU) plus room for link headers.
 /// Longer frames are cut to this length; `Frame::wire_len` still reports the real length.
@@ -21,16 +33,196 @@ const LINK_CHECK: Duration = Duration::from_millis(250);
 pub const GONE_GRACE: Duration = Duration::from_secs(10);
 
 /// How packets are read from the interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveBackend {
-    /// Our own `AF_PACKET`/`SOCK_RAW` socket via libc (Linux only): kernel drop counters from
-    /// `PACKET_STATISTICS`, nanosecond kernel timestamps (`SO_TIMESTAMPNS`), real wire length.
-    #[default]
+    /// `AF_PACKET` socket with a `TPACKET_V3` memory-mapped receive ring (Linux only; the
+    /// default there): frames are read in place from memory shared with the kernel, kernel
+    /// packet/drop/ring-full counters (`PACKET_STATISTICS`, `tpacket_stats_v3`), nanosecond
+    /// kernel timestamps, real wire length, VLAN tags stripped by the kernel put back into
+    /// the frame. Sized by [`RingConfig`].
+    Ring,
+    /// Our own `AF_PACKET`/`SOCK_RAW` socket read with `recvmsg` (Linux only): kernel drop
+    /// counters from `PACKET_STATISTICS`, nanosecond kernel timestamps (`SO_TIMESTAMPNS`), real
+    /// wire length. A VLAN tag the kernel stripped (receive offload, or software untagging on
+    /// veth) is not put back: such frames reach the decoder without their tag.
     AfPacket,
     /// `pnet_datalink`'s channel: portable fallback, no kernel drop statistics, receipt time
     /// stamps from the system clock, `wire_len` equals the captured length. On Linux loopback it
     /// sees each packet twice (outgoing and incoming copy), since pnet hides the packet type.
     Pnet,
+}
+
+impl Default for LiveBackend {
+    /// [`LiveBackend::Ring`] on Linux, [`LiveBackend::Pnet`] elsewhere.
+    fn default() -> Self {
+        if cfg!(target_os = "linux") {
+            LiveBackend::Ring
+        } else {
+            LiveBackend::Pnet
+        }
+    }
+}
+
+impl std::str::FromStr for LiveBackend {
+    type Err = String;
+
+    /// `ring`, `af_packet` or `pnet` (the `capture.backend` values).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ring" => Ok(LiveBackend::Ring),
+            "af_packet" => Ok(LiveBackend::AfPacket),
+            "pnet" => Ok(LiveBackend::Pnet),
+            _ => Err(format!("must be \"ring\", \"af_packet\" or \"pnet\", got {s:?}")),
+        }
+    }
+}
+
+/// Geometry of the `TPACKET_V3` receive ring ([`LiveBackend::Ring`]): `block_count` blocks of
+/// `block_size` bytes, allocated by the kernel and mapped into this process. Each block holds
+/// a variable number of frames (a 64-byte frame takes 144 bytes of ring with its headers) and
+/// is handed to user space when it is full or `block_timeout_ms` after its first frame.
+///
+/// Kernel rules (`packet_mmap.rst`, `packet_set_ring`): the block size is a multiple of the
+/// page size and of the frame size ([`RING_FRAME_SIZE`]); we also require a power of two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Bytes per block: a power of two from [`RING_MIN_BLOCK_SIZE`] to [`RING_MAX_BLOCK_SIZE`].
+    /// Frames longer than a block (minus about 100 bytes of headers) are cut.
+    pub block_size: u32,
+    /// Number of blocks, at least 2; `block_size * block_count` at most [`RING_MAX_BYTES`].
+    pub block_count: u32,
+    /// Milliseconds after which the kernel hands over a block that is not full yet (the
+    /// `tp_retire_blk_tov` of `tpacket_req3`): the latency of a quiet link. 1 to 1000.
+    pub block_timeout_ms: u32,
+}
+
+/// `tp_frame_size` of the ring request, bytes. `TPACKET_V3` frames are variable-length; the
+/// kernel only uses this value to check the request (the block size must be a multiple of it).
+pub const RING_FRAME_SIZE: u32 = 2048;
+/// Smallest accepted ring block, bytes (64 KiB: a loopback or jumbo frame fits uncut).
+pub const RING_MIN_BLOCK_SIZE: u32 = 1 << 16;
+/// Largest accepted ring block, bytes (64 MiB).
+pub const RING_MAX_BLOCK_SIZE: u32 = 1 << 26;
+/// Largest accepted ring (all blocks), bytes: 2 GiB of kernel memory per socket.
+pub const RING_MAX_BYTES: u64 = 1 << 31;
+
+impl Default for RingConfig {
+    /// 64 blocks of 1 MiB (64 MiB, about 460 000 64-byte frames), 10 ms block timeout.
+    fn default() -> Self {
+        RingConfig {
+            block_size: 1 << 20,
+            block_count: 64,
+            block_timeout_ms: 10,
+        }
+    }
+}
+
+impl RingConfig {
+    /// Total ring size in bytes.
+    pub fn bytes(&self) -> u64 {
+        u64::from(self.block_size) * u64::from(self.block_count)
+    }
+
+    /// Checks the geometry against the limits above.
+    ///
+    /// # Errors
+    /// `(field, message)`: the field name as in `[capture]` (`ring_block_size`,
+    /// `ring_block_count`, `ring_block_timeout_ms`) and what is wrong with it.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let b = self.block_size;
+        if !b.is_power_of_two() || !(RING_MIN_BLOCK_SIZE..=RING_MAX_BLOCK_SIZE).contains(&b) {
+            return Err((
+                "ring_block_size",
+                format!(
+                    "must be a power of two from {RING_MIN_BLOCK_SIZE} to {RING_MAX_BLOCK_SIZE} bytes \
+                     (so a multiple of the page size and of the {RING_FRAME_SIZE}-byte frame size), got {b}"
+                ),
+            ));
+        }
+        if self.block_count < 2 {
+            return Err((
+                "ring_block_count",
+                format!("must be at least 2, got {}", self.block_count),
+            ));
+        }
+        if self.bytes() > RING_MAX_BYTES {
+            return Err((
+                "ring_block_count",
+                format!(
+                    "ring_block_size * ring_block_count = {} bytes exceeds the limit of {RING_MAX_BYTES} bytes (2 GiB)",
+                    self.bytes()
+                ),
+            ));
+        }
+        if !(1..=1000).contains(&self.block_timeout_ms) {
+            return Err((
+                "ring_block_timeout_ms",
+                format!("must be between 1 and 1000, got {}", self.block_timeout_ms),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How the kernel spreads the packets of an interface over the sockets of a fanout group
+/// (`PACKET_FANOUT_*` in `packet(7)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FanoutMode {
+    /// `PACKET_FANOUT_HASH` with `PACKET_FANOUT_FLAG_DEFRAG`: by the kernel's flow hash of the
+    /// outer packet (addresses and ports of the outermost IP header), IP fragments reassembled
+    /// first so that all fragments of a datagram go to one socket. All GTP-U traffic between
+    /// one gNB and one UPF (one outer 5-tuple) therefore lands in one socket.
+    #[default]
+    Hash,
+    /// `PACKET_FANOUT_LB`: round robin over the sockets (a flow is split between them).
+    Lb,
+    /// `PACKET_FANOUT_CPU`: by the CPU that received the packet.
+    Cpu,
+    /// `PACKET_FANOUT_QM`: by the receive queue of the network card.
+    Qm,
+}
+
+impl std::str::FromStr for FanoutMode {
+    type Err = String;
+
+    /// `hash`, `lb`, `cpu` or `qm` (the `capture.fanout_mode` values).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hash" => Ok(FanoutMode::Hash),
+            "lb" => Ok(FanoutMode::Lb),
+            "cpu" => Ok(FanoutMode::Cpu),
+            "qm" => Ok(FanoutMode::Qm),
+            _ => Err(format!("must be \"hash\", \"lb\", \"cpu\" or \"qm\", got {s:?}")),
+        }
+    }
+}
+
+/// Membership of a `PACKET_FANOUT` group: every socket that joins group `group` on the same
+/// interface (in the same network namespace, with the same mode) gets a share of the packets,
+/// each packet going to exactly one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fanout {
+    /// Group id, 1 to 65535 (shared by all members; per network namespace).
+    pub group: u16,
+    /// How packets are spread.
+    pub mode: FanoutMode,
+}
+
+/// Everything [`LiveSource::open_with`] needs besides the interface name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LiveOptions {
+    /// How packets are read.
+    pub backend: LiveBackend,
+    /// Promiscuous mode for as long as the source lives.
+    pub promiscuous: bool,
+    /// Socket receive buffer in bytes for [`LiveBackend::AfPacket`] (0 keeps the kernel
+    /// default; `SO_RCVBUFFORCE` is tried first so root may exceed `rmem_max`). The ring and
+    /// pnet backends ignore it.
+    pub rcvbuf_bytes: usize,
+    /// Ring geometry for [`LiveBackend::Ring`].
+    pub ring: RingConfig,
+    /// Fanout group to join (`AF_PACKET` backends only), `None` for a socket of its own.
+    pub fanout: Option<Fanout>,
 }
 
 /// Kernel-side counters of a live source, accumulated since it was opened.
@@ -39,9 +231,14 @@ pub struct LiveStats {
     /// Packets the kernel queued for (or dropped on) this socket, drops included. On loopback
     /// both the outgoing and the incoming copy of each packet are counted.
     pub kernel_packets: u64,
-    /// Packets the kernel dropped because the socket receive buffer was full.
+    /// Packets the kernel dropped because the socket receive buffer (or the ring) was full.
     pub kernel_drops: u64,
-    /// `false` when the backend has no kernel counters (both counters are then 0).
+    /// Times the kernel found the ring full (`tp_freeze_q_cnt` of `tpacket_stats_v3`): the next
+    /// block was still being read, so the queue froze and packets were dropped (counted in
+    /// `kernel_drops`) until a block was handed back. Events, not packets; 0 for the other
+    /// backends.
+    pub freeze_queue: u64,
+    /// `false` when the backend has no kernel counters (all counters are then 0).
     pub supported: bool,
 }
 
@@ -52,9 +249,7 @@ pub struct LiveSource {
     rx: Rx,
     totals: LiveStats,
     /// Kept to open the interface again if it is deleted and created anew.
-    backend: LiveBackend,
-    promiscuous: bool,
-    rcvbuf_bytes: usize,
+    opts: LiveOptions,
     /// Interface index the socket is bound to (a re-created interface gets a new one).
     ifindex: u32,
     link: Link,
@@ -74,6 +269,8 @@ enum Link {
 }
 
 enum Rx {
+    #[cfg(target_os = "linux")]
+    Ring(ring::Ring),
     Raw(sys::RawSocket),
     Pnet(Box<dyn pnet_datalink::DataLinkReceiver>),
 }
@@ -88,24 +285,40 @@ impl std::fmt::Debug for LiveSource {
 }
 
 impl LiveSource {
-    /// Opens `interface` for capture. `promiscuous` enables promiscuous mode for as long as the
-    /// source lives. `rcvbuf_bytes` is the socket receive buffer size in bytes (0 keeps the
-    /// kernel default; `SO_RCVBUFFORCE` is tried first so root may exceed `rmem_max`; ignored by
-    /// the pnet backend).
+    /// Opens `interface` for capture with the default ring geometry and no fanout group:
+    /// shorthand for [`LiveSource::open_with`].
     ///
     /// # Errors
-    /// `NotFound` if the interface does not exist, `PermissionDenied` without root or
-    /// `CAP_NET_RAW`, `Unsupported` for an interface whose hardware type has no supported link
-    /// type (supported: Ethernet, loopback, raw IP such as tun/WireGuard) or for `AfPacket` on a
-    /// non-Linux system. Every message names the interface.
+    /// As [`LiveSource::open_with`].
     pub fn open(
         interface: &str,
         backend: LiveBackend,
         promiscuous: bool,
         rcvbuf_bytes: usize,
     ) -> io::Result<LiveSource> {
-        let (rx, linktype) = open_rx(interface, backend, promiscuous, rcvbuf_bytes)?;
-        let supported = matches!(rx, Rx::Raw(_));
+        let opts = LiveOptions {
+            backend,
+            promiscuous,
+            rcvbuf_bytes,
+            ..LiveOptions::default()
+        };
+        LiveSource::open_with(interface, &opts)
+    }
+
+    /// Opens `interface` for capture as `opts` says (backend, promiscuous mode, receive buffer,
+    /// ring geometry, fanout group).
+    ///
+    /// # Errors
+    /// `NotFound` if the interface does not exist, `PermissionDenied` without root or
+    /// `CAP_NET_RAW`, `Unsupported` for an interface whose hardware type has no supported link
+    /// type (supported: Ethernet, loopback, raw IP such as tun/WireGuard), for the `AF_PACKET`
+    /// backends on a non-Linux system or a fanout group with pnet, `InvalidInput` for a ring
+    /// geometry that [`RingConfig::validate`] (or the kernel) rejects or a fanout group that
+    /// exists with another mode or on another interface, `OutOfMemory`-like OS errors when the
+    /// kernel cannot allocate the ring. Every message names the interface.
+    pub fn open_with(interface: &str, opts: &LiveOptions) -> io::Result<LiveSource> {
+        let (rx, linktype) = open_rx(interface, opts)?;
+        let supported = !matches!(rx, Rx::Pnet(_));
         Ok(LiveSource {
             iface: interface.to_string(),
             linktype,
@@ -114,12 +327,15 @@ impl LiveSource {
                 supported,
                 ..LiveStats::default()
             },
-            backend,
-            promiscuous,
-            rcvbuf_bytes,
+            opts: *opts,
             ifindex: sys::if_state(interface).map_or(0, |(i, _)| i),
             link: Link::Up,
         })
+    }
+
+    /// The options the source was opened with.
+    pub fn options(&self) -> &LiveOptions {
+        &self.opts
     }
 
     /// Name of the interface.
@@ -136,7 +352,10 @@ impl LiveSource {
     /// most [`MAX_BATCH`]) and returns how many were delivered: 0 if nothing arrived in time, a
     /// signal interrupted the wait, or only skipped loopback duplicates were read. Frame
     /// timestamps are nanoseconds since the Unix epoch.
-    /// The pnet backend may overrun `timeout` by up to 10 ms.
+    /// The pnet backend may overrun `timeout` by up to 10 ms. With the ring backend a frame
+    /// borrows the ring memory itself (no copy) and the block holding it is handed back to the
+    /// kernel once all its frames were delivered, possibly in a later call; frames of a quiet
+    /// link arrive up to [`RingConfig::block_timeout_ms`] after they were received.
     ///
     /// Link changes are handled here, so that a capture loop survives them:
     /// * the interface goes down (`ENETDOWN`): logged once; calls return 0 until it is up
@@ -156,6 +375,8 @@ impl LiveSource {
         let linktype = self.linktype;
         let started = Instant::now();
         let res = match &mut self.rx {
+            #[cfg(target_os = "linux")]
+            Rx::Ring(ring) => ring.recv(timeout, linktype, &mut f),
             Rx::Raw(sock) => sock.recv(timeout, linktype, &mut f),
             Rx::Pnet(rx) => recv_pnet(rx.as_mut(), timeout, linktype, &mut f),
         };
@@ -242,7 +463,7 @@ impl LiveSource {
         std::thread::sleep(timeout.min(LINK_CHECK));
         let mut last_error = None;
         if let Some((idx, _)) = sys::if_state(&self.iface) {
-            match open_rx(&self.iface, self.backend, self.promiscuous, self.rcvbuf_bytes) {
+            match open_rx(&self.iface, &self.opts) {
                 Ok((rx, linktype)) => {
                     // Keep the old socket's last kernel counts before it is closed.
                     self.stats();
@@ -270,27 +491,42 @@ impl LiveSource {
         Ok(0)
     }
 
-    /// Kernel packet and drop counters accumulated since open (the kernel resets its own
-    /// counters on every read, so this source sums them). `supported == false` for pnet.
+    /// Kernel packet, drop and ring-full counters accumulated since open (the kernel resets
+    /// its own counters on every read, so this source sums them; the counts of a socket that
+    /// was replaced after the interface came back are kept). `supported == false` for pnet.
     pub fn stats(&mut self) -> LiveStats {
-        if let Rx::Raw(sock) = &self.rx {
-            if let Some((packets, drops)) = sock.kernel_stats() {
-                self.totals.kernel_packets = self.totals.kernel_packets.saturating_add(packets);
-                self.totals.kernel_drops = self.totals.kernel_drops.saturating_add(drops);
-            }
+        let read = match &self.rx {
+            #[cfg(target_os = "linux")]
+            Rx::Ring(ring) => ring.kernel_stats(),
+            Rx::Raw(sock) => sock.kernel_stats().map(|(p, d)| (p, d, 0)),
+            Rx::Pnet(_) => None,
+        };
+        if let Some((packets, drops, freezes)) = read {
+            let t = &mut self.totals;
+            t.kernel_packets = t.kernel_packets.saturating_add(packets);
+            t.kernel_drops = t.kernel_drops.saturating_add(drops);
+            t.freeze_queue = t.freeze_queue.saturating_add(freezes);
         }
         self.totals
     }
 }
 
 /// Opens the capture socket or channel on `interface`: the receiver and its link type.
-fn open_rx(
-    interface: &str,
-    backend: LiveBackend,
-    promiscuous: bool,
-    rcvbuf_bytes: usize,
-) -> io::Result<(Rx, LinkType)> {
+fn open_rx(interface: &str, opts: &LiveOptions) -> io::Result<(Rx, LinkType)> {
     let ctx = |what: &'static str| move |e| context(interface, what, e);
+    if opts.backend == LiveBackend::Ring {
+        opts.ring.validate().map_err(|(field, msg)| {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, format!("capture.{field}: {msg}"));
+            context(interface, "checking the ring geometry", e)
+        })?;
+    }
+    if opts.fanout.is_some() && opts.backend == LiveBackend::Pnet {
+        let e = io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a fanout group needs the ring or af_packet backend",
+        );
+        return Err(context(interface, "joining the fanout group", e));
+    }
     let hw = sys::hardware_type(interface).map_err(ctx("reading hardware type"))?;
     let linktype = linktype_for(hw).ok_or_else(|| {
         let msg = format!(
@@ -298,11 +534,15 @@ fn open_rx(
         );
         io::Error::new(io::ErrorKind::Unsupported, msg)
     })?;
-    let rx = match backend {
-        LiveBackend::AfPacket => Rx::Raw(
-            sys::RawSocket::open(interface, hw, promiscuous, rcvbuf_bytes).map_err(ctx("opening AF_PACKET socket"))?,
-        ),
-        LiveBackend::Pnet => Rx::Pnet(open_pnet(interface, promiscuous).map_err(ctx("opening pnet channel"))?),
+    let rx = match opts.backend {
+        #[cfg(target_os = "linux")]
+        LiveBackend::Ring => Rx::Ring(ring::Ring::open(interface, hw, opts).map_err(ctx("opening TPACKET_V3 ring"))?),
+        #[cfg(not(target_os = "linux"))]
+        LiveBackend::Ring => return Err(ctx("opening TPACKET_V3 ring")(sys::unsupported())),
+        LiveBackend::AfPacket => {
+            Rx::Raw(sys::RawSocket::open(interface, hw, opts).map_err(ctx("opening AF_PACKET socket"))?)
+        }
+        LiveBackend::Pnet => Rx::Pnet(open_pnet(interface, opts.promiscuous).map_err(ctx("opening pnet channel"))?),
     };
     Ok((rx, linktype))
 }
@@ -399,7 +639,7 @@ fn recv_pnet(
 
 #[cfg(target_os = "linux")]
 mod sys {
-    use super::{now_ns, Frame, LinkType, MAX_BATCH, SNAPLEN};
+    use super::{now_ns, Fanout, FanoutMode, Frame, LinkType, LiveOptions, MAX_BATCH, SNAPLEN};
     use std::ffi::CString;
     use std::io;
     use std::mem::{size_of, size_of_val, zeroed};
@@ -414,7 +654,8 @@ mod sys {
         buf: Vec<u8>,
     }
 
-    fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    /// `Err(last OS error)` for a negative return value of a libc call.
+    pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
         if r < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -422,7 +663,8 @@ mod sys {
         }
     }
 
-    fn set_opt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
+    /// `setsockopt(fd, level, name, val)`.
+    pub fn set_opt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
         // SAFETY: `val` points to a live `T` of `size_of::<T>()` bytes; the kernel only reads it.
         let r = unsafe {
             libc::setsockopt(
@@ -436,14 +678,16 @@ mod sys {
         cvt(r).map(drop)
     }
 
-    fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    /// A close-on-exec socket of protocol 0.
+    pub fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
         // SAFETY: plain syscall with constant arguments.
         let fd = cvt(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
-    fn c_name(name: &str) -> io::Result<CString> {
+    /// The interface name as a C string; `InvalidInput` if empty, too long or holding NUL.
+    pub fn c_name(name: &str) -> io::Result<CString> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -498,16 +742,80 @@ mod sys {
         Ok(unsafe { req.ifr_ifru.ifru_hwaddr.sa_family })
     }
 
+    /// Index of interface `name`; `NotFound` if there is none.
+    pub fn ifindex(name: &str) -> io::Result<u32> {
+        let cname = c_name(name)?;
+        // SAFETY: `cname` is a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::new(io::ErrorKind::NotFound, io::Error::last_os_error()));
+        }
+        Ok(ifindex)
+    }
+
+    /// Binds the packet socket `fd` to interface `ifindex` for all protocols, then enables
+    /// promiscuous mode and joins the fanout group as `opts` says. A fanout group can only be
+    /// joined by a bound socket (`packet(7)`).
+    pub fn bind_and_join(fd: &OwnedFd, ifindex: u32, opts: &LiveOptions) -> io::Result<()> {
+        // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex as libc::c_int;
+        // SAFETY: `sll` is a valid sockaddr_ll and the length passed matches it.
+        cvt(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of_val(&sll) as libc::socklen_t,
+            )
+        })?;
+        if opts.promiscuous {
+            // SAFETY: packet_mreq is plain old data; all-zero is valid.
+            let mut mr: libc::packet_mreq = unsafe { zeroed() };
+            mr.mr_ifindex = ifindex as libc::c_int;
+            mr.mr_type = libc::PACKET_MR_PROMISC as u16;
+            set_opt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mr)?;
+        }
+        if let Some(fanout) = opts.fanout {
+            join_fanout(fd, fanout)?;
+        }
+        Ok(())
+    }
+
+    /// `PACKET_FANOUT`: the option value is the group id in the low 16 bits and the mode
+    /// with its flags in the high 16 bits (`packet(7)`).
+    fn join_fanout(fd: &OwnedFd, fanout: Fanout) -> io::Result<()> {
+        let mode = match fanout.mode {
+            FanoutMode::Hash => libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG,
+            FanoutMode::Lb => libc::PACKET_FANOUT_LB,
+            FanoutMode::Cpu => libc::PACKET_FANOUT_CPU,
+            FanoutMode::Qm => libc::PACKET_FANOUT_QM,
+        };
+        let arg: u32 = u32::from(fanout.group) | (mode << 16);
+        set_opt(fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg).map_err(|e| {
+            let why = match e.raw_os_error() {
+                Some(libc::EINVAL) => " (group 0, or the group exists with another mode or on another interface)",
+                Some(libc::EALREADY) => " (this socket is already in a fanout group)",
+                Some(libc::ENOSPC) => " (the group is full)",
+                _ => "",
+            };
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "joining fanout group {} (mode {:?}): {e}{why}",
+                    fanout.group, fanout.mode
+                ),
+            )
+        })
+    }
+
     impl RawSocket {
-        pub fn open(name: &str, arphrd: u16, promisc: bool, rcvbuf: usize) -> io::Result<RawSocket> {
-            let cname = c_name(name)?;
-            // SAFETY: `cname` is a valid NUL-terminated string.
-            let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-            if ifindex == 0 {
-                return Err(io::Error::new(io::ErrorKind::NotFound, io::Error::last_os_error()));
-            }
+        pub fn open(name: &str, arphrd: u16, opts: &LiveOptions) -> io::Result<RawSocket> {
+            let ifindex = ifindex(name)?;
             // Protocol 0: receive nothing until bind() attaches us to this interface only.
             let fd = socket(libc::AF_PACKET, libc::SOCK_RAW)?;
+            let rcvbuf = opts.rcvbuf_bytes;
             if rcvbuf > 0 {
                 let v = libc::c_int::try_from(rcvbuf / 2).unwrap_or(libc::c_int::MAX / 2);
                 // The kernel doubles the value; FORCE needs CAP_NET_ADMIN, else fall back.
@@ -515,26 +823,7 @@ mod sys {
                     .or_else(|_| set_opt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &v))?;
             }
             let _ = set_opt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &(1 as libc::c_int));
-            // SAFETY: sockaddr_ll is plain old data; all-zero is valid.
-            let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-            sll.sll_ifindex = ifindex as libc::c_int;
-            // SAFETY: `sll` is a valid sockaddr_ll and the length passed matches it.
-            cvt(unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    size_of_val(&sll) as libc::socklen_t,
-                )
-            })?;
-            if promisc {
-                // SAFETY: packet_mreq is plain old data; all-zero is valid.
-                let mut mr: libc::packet_mreq = unsafe { zeroed() };
-                mr.mr_ifindex = ifindex as libc::c_int;
-                mr.mr_type = libc::PACKET_MR_PROMISC as u16;
-                set_opt(&fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mr)?;
-            }
+            bind_and_join(&fd, ifindex, opts)?;
             Ok(RawSocket {
                 fd,
                 // On loopback every packet is seen once outgoing and once incoming (libpcap
@@ -657,7 +946,8 @@ mod sys {
     use std::io;
     use std::time::Duration;
 
-    fn unsupported() -> io::Error {
+    /// The error of every `AF_PACKET` operation on a non-Linux system.
+    pub fn unsupported() -> io::Error {
         io::Error::new(
             io::ErrorKind::Unsupported,
             "AF_PACKET capture is Linux-only; use the pnet backend",
@@ -678,7 +968,7 @@ mod sys {
     }
 
     impl RawSocket {
-        pub fn open(_: &str, _: u16, _: bool, _: usize) -> io::Result<RawSocket> {
+        pub fn open(_: &str, _: u16, _: &super::LiveOptions) -> io::Result<RawSocket> {
             Err(unsupported())
         }
         pub fn recv(&mut self, _: Duration, _: LinkType, _: &mut dyn FnMut(Frame<'_>)) -> (usize, io::Result<()>) {
@@ -762,6 +1052,74 @@ mod tests {
     }
 
     #[test]
+    fn ring_sees_loopback_udp_once() {
+        if !root_or_skip("ring_sees_loopback_udp_once") {
+            return;
+        }
+        let (seen, mut src) = capture_own_datagram(LiveBackend::Ring);
+        assert_eq!(seen, 1, "datagram must be captured exactly once");
+        let st = src.stats();
+        assert!(st.supported && st.kernel_packets >= 1, "{st:?}");
+        assert_eq!((st.kernel_drops, st.freeze_queue), (0, 0), "{st:?}");
+    }
+
+    /// A geometry the kernel would refuse is rejected before any socket is opened.
+    #[test]
+    fn ring_geometry_is_checked_at_open() {
+        let opts = LiveOptions {
+            ring: RingConfig {
+                block_size: 3 << 16,
+                ..RingConfig::default()
+            },
+            ..LiveOptions::default()
+        };
+        let e = LiveSource::open_with("lo", &opts).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("interface lo") && msg.contains("ring_block_size"), "{msg}");
+    }
+
+    #[test]
+    fn ring_config_limits() {
+        let ok = RingConfig::default();
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.bytes(), 64 << 20);
+        let with = |block_size, block_count, block_timeout_ms| RingConfig {
+            block_size,
+            block_count,
+            block_timeout_ms,
+        };
+        assert_eq!(with(1 << 16, 2, 1).validate(), Ok(()));
+        assert_eq!(with(1 << 26, 32, 1000).validate(), Ok(()));
+        let field = |c: RingConfig| c.validate().unwrap_err().0;
+        assert_eq!(field(with(1 << 15, 64, 10)), "ring_block_size");
+        assert_eq!(field(with((1 << 20) + 4096, 64, 10)), "ring_block_size");
+        assert_eq!(field(with(1 << 27, 2, 10)), "ring_block_size");
+        assert_eq!(field(with(1 << 20, 1, 10)), "ring_block_count");
+        assert_eq!(field(with(1 << 26, 33, 10)), "ring_block_count");
+        assert_eq!(field(with(1 << 20, 64, 0)), "ring_block_timeout_ms");
+        assert_eq!(field(with(1 << 20, 64, 1001)), "ring_block_timeout_ms");
+    }
+
+    #[test]
+    fn backend_and_mode_names() {
+        assert_eq!("ring".parse(), Ok(LiveBackend::Ring));
+        assert_eq!("af_packet".parse(), Ok(LiveBackend::AfPacket));
+        assert_eq!("pnet".parse(), Ok(LiveBackend::Pnet));
+        assert!("AF_PACKET".parse::<LiveBackend>().is_err());
+        for (s, m) in [
+            ("hash", FanoutMode::Hash),
+            ("lb", FanoutMode::Lb),
+            ("cpu", FanoutMode::Cpu),
+            ("qm", FanoutMode::Qm),
+        ] {
+            assert_eq!(s.parse(), Ok(m));
+        }
+        assert!("rollover".parse::<FanoutMode>().unwrap_err().contains("\"hash\""));
+        assert_eq!(LiveBackend::default(), LiveBackend::Ring);
+    }
+
+    #[test]
     fn pnet_sees_loopback_udp() {
         if !root_or_skip("pnet_sees_loopback_udp") {
             return;
@@ -774,7 +1132,7 @@ mod tests {
 
     #[test]
     fn missing_interface_is_named() {
-        for backend in [LiveBackend::AfPacket, LiveBackend::Pnet] {
+        for backend in [LiveBackend::Ring, LiveBackend::AfPacket, LiveBackend::Pnet] {
             let e = LiveSource::open("nosuchif0", backend, false, 0).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
             assert!(e.to_string().contains("interface nosuchif0"), "{e}");

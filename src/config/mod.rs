@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::capture::live::{Fanout, FanoutMode, LiveBackend, LiveOptions, RingConfig};
 use crate::detect::port_scan::PortScanConfig;
 use crate::detect::syn_flood::SynFloodConfig;
 use crate::flow::Timeouts;
@@ -56,7 +57,8 @@ pub struct CaptureSection {
     pub replay_speed: f64,
     /// Replay the file again from the start when it ends (`run --pcap` only).
     pub replay_loop: bool,
-    /// `af_packet` (own socket, kernel drop counters) or `pnet`.
+    /// `ring` (`TPACKET_V3` memory-mapped ring, Linux default), `af_packet` (own socket read
+    /// with `recvmsg`, kernel drop counters) or `pnet`.
     pub backend: String,
     /// Put the interface in promiscuous mode.
     pub promiscuous: bool,
@@ -64,6 +66,17 @@ pub struct CaptureSection {
     pub socket_buffer_bytes: usize,
     /// Frames queued between capture and worker before drops, in batches of up to 256.
     pub queue_batches: usize,
+    /// `ring` backend: bytes per ring block (power of two, 64 KiB to 64 MiB).
+    pub ring_block_size: u64,
+    /// `ring` backend: number of ring blocks (at least 2; whole ring at most 2 GiB).
+    pub ring_block_count: u64,
+    /// `ring` backend: ms after which a block that is not full is handed over (1 to 1000).
+    pub ring_block_timeout_ms: u64,
+    /// `PACKET_FANOUT` group id shared with other sockets on the interface (0: none).
+    pub fanout_group: u32,
+    /// Fanout mode: `hash` (flow hash of the outer packet, fragments reassembled first),
+    /// `lb`, `cpu` or `qm`.
+    pub fanout_mode: String,
 }
 
 impl Default for CaptureSection {
@@ -73,10 +86,41 @@ impl Default for CaptureSection {
             pcap: String::new(),
             replay_speed: 1.0,
             replay_loop: false,
-            backend: "af_packet".into(),
+            backend: "ring".into(),
             promiscuous: true,
             socket_buffer_bytes: 32 << 20,
             queue_batches: 1024,
+            ring_block_size: RingConfig::default().block_size.into(),
+            ring_block_count: RingConfig::default().block_count.into(),
+            ring_block_timeout_ms: RingConfig::default().block_timeout_ms.into(),
+            fanout_group: 0,
+            fanout_mode: "hash".into(),
+        }
+    }
+}
+
+impl CaptureSection {
+    /// The live-capture settings of a validated section (see [`Config::validate`]); values
+    /// out of range (only possible without validation) saturate and are rejected by
+    /// [`LiveSource::open_with`](crate::capture::LiveSource::open_with).
+    pub fn live_options(&self) -> LiveOptions {
+        let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        LiveOptions {
+            backend: self.backend.parse().unwrap_or_default(),
+            promiscuous: self.promiscuous,
+            rcvbuf_bytes: self.socket_buffer_bytes,
+            ring: RingConfig {
+                block_size: u32_of(self.ring_block_size),
+                block_count: u32_of(self.ring_block_count),
+                block_timeout_ms: u32_of(self.ring_block_timeout_ms),
+            },
+            fanout: u16::try_from(self.fanout_group)
+                .ok()
+                .filter(|&g| g != 0)
+                .map(|group| Fanout {
+                    group,
+                    mode: self.fanout_mode.parse().unwrap_or_default(),
+                }),
         }
     }
 }
@@ -381,12 +425,11 @@ impl Config {
         let count = |key: &'static str, v: usize, lo: usize, hi: usize| range(key, v as f64, lo as f64, hi as f64);
         const DAY: f64 = 86_400.0;
         range("capture.replay_speed", self.capture.replay_speed, 0.001, 1e6)?;
-        if !matches!(self.capture.backend.as_str(), "af_packet" | "pnet") {
-            return bad(
-                "capture.backend",
-                format!("must be \"af_packet\" or \"pnet\", got {:?}", self.capture.backend),
-            );
-        }
+        let backend = match self.capture.backend.parse::<LiveBackend>() {
+            Ok(b) => b,
+            Err(message) => return bad("capture.backend", message),
+        };
+        self.validate_ring_and_fanout(backend, path)?;
         if self.capture.socket_buffer_bytes != 0 {
             count(
                 "capture.socket_buffer_bytes",
@@ -496,6 +539,49 @@ impl Config {
         Ok(())
     }
 
+    /// The `[capture]` ring and fanout keys.
+    fn validate_ring_and_fanout(&self, backend: LiveBackend, path: &Path) -> Result<(), ConfigError> {
+        let c = &self.capture;
+        let bad = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.into(),
+            key,
+            message,
+        };
+        let fits = |key: &'static str, v: u64| match u32::try_from(v) {
+            Ok(x) => Ok(x),
+            Err(_) => Err(bad(key, format!("{v} is far too large"))),
+        };
+        let ring = RingConfig {
+            block_size: fits("capture.ring_block_size", c.ring_block_size)?,
+            block_count: fits("capture.ring_block_count", c.ring_block_count)?,
+            block_timeout_ms: fits("capture.ring_block_timeout_ms", c.ring_block_timeout_ms)?,
+        };
+        if let Err((field, message)) = ring.validate() {
+            let key = match field {
+                "ring_block_size" => "capture.ring_block_size",
+                "ring_block_count" => "capture.ring_block_count",
+                _ => "capture.ring_block_timeout_ms",
+            };
+            return Err(bad(key, message));
+        }
+        if c.fanout_group > u32::from(u16::MAX) {
+            return Err(bad(
+                "capture.fanout_group",
+                format!("must be between 0 (none) and 65535, got {}", c.fanout_group),
+            ));
+        }
+        if let Err(message) = c.fanout_mode.parse::<FanoutMode>() {
+            return Err(bad("capture.fanout_mode", message));
+        }
+        if c.fanout_group != 0 && backend == LiveBackend::Pnet {
+            return Err(bad(
+                "capture.fanout_group",
+                "a fanout group needs backend \"ring\" or \"af_packet\", not \"pnet\"".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Flow-table timeouts in ns.
     pub fn timeouts(&self) -> Timeouts {
         let f = &self.flow;
@@ -561,6 +647,75 @@ mod tests {
     fn out_of_range_names_key() {
         let e = Config::parse("[detect.syn_flood]\nwindow_s = 0\n", Path::new("x.toml")).unwrap_err();
         assert!(e.to_string().contains("detect.syn_flood.window_s"), "{e}");
+    }
+
+    /// Each bad `[capture]` ring / fanout value is rejected with its key and a reason.
+    #[test]
+    fn ring_and_fanout_errors_name_key_and_reason() {
+        let cases = [
+            ("ring_block_size = 100000", "capture.ring_block_size", "power of two"),
+            ("ring_block_size = 4096", "capture.ring_block_size", "65536"),
+            ("ring_block_size = 134217728", "capture.ring_block_size", "67108864"),
+            ("ring_block_size = 99999999999", "capture.ring_block_size", "too large"),
+            ("ring_block_count = 1", "capture.ring_block_count", "at least 2"),
+            ("ring_block_count = 0", "capture.ring_block_count", "at least 2"),
+            (
+                "ring_block_size = 67108864\nring_block_count = 64",
+                "capture.ring_block_count",
+                "2 GiB",
+            ),
+            (
+                "ring_block_timeout_ms = 0",
+                "capture.ring_block_timeout_ms",
+                "between 1 and 1000",
+            ),
+            (
+                "ring_block_timeout_ms = 5000",
+                "capture.ring_block_timeout_ms",
+                "between 1 and 1000",
+            ),
+            ("fanout_group = 70000", "capture.fanout_group", "65535"),
+            ("fanout_mode = \"rr\"", "capture.fanout_mode", "\"hash\""),
+            (
+                "backend = \"pnet\"\nfanout_group = 7",
+                "capture.fanout_group",
+                "not \"pnet\"",
+            ),
+            ("backend = \"tpacket\"", "capture.backend", "\"ring\""),
+        ];
+        for (body, key, reason) in cases {
+            let text = format!("[capture]\n{body}\n");
+            let e = Config::parse(&text, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(reason), "{body:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn ring_and_fanout_options() {
+        let text = "[capture]\nring_block_size = 4194304\nring_block_count = 8\nring_block_timeout_ms = 50\nfanout_group = 42\nfanout_mode = \"lb\"\n";
+        let o = Config::parse(text, Path::new("x.toml")).unwrap().capture.live_options();
+        assert_eq!(o.backend, LiveBackend::Ring);
+        assert_eq!(
+            o.ring,
+            RingConfig {
+                block_size: 4 << 20,
+                block_count: 8,
+                block_timeout_ms: 50
+            }
+        );
+        assert_eq!(
+            o.fanout,
+            Some(Fanout {
+                group: 42,
+                mode: FanoutMode::Lb
+            })
+        );
+        let d = Config::default().capture.live_options();
+        assert_eq!((d.fanout, d.ring), (None, RingConfig::default()));
+        let text = "[capture]\nbackend = \"af_packet\"\nfanout_group = 1\n";
+        let o = Config::parse(text, Path::new("x.toml")).unwrap().capture.live_options();
+        assert_eq!(o.backend, LiveBackend::AfPacket);
+        assert_eq!(o.fanout.map(|f| (f.group, f.mode)), Some((1, FanoutMode::Hash)));
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub kernel_stats_supported: IntGauge,
     /// Packets the kernel delivered to the capture socket (live capture).
     pub kernel_packets: IntCounter,
+    /// Times the kernel found the capture ring full (live `ring` backend).
+    pub kernel_freeze_queue: IntCounter,
     /// Frames dropped because the worker queue was full.
     pub queue_drops: IntCounter,
     /// Packets dispatched to each flow worker, by `worker` (0..N-1).
@@ -260,8 +262,9 @@ impl Metrics {
                 "Times packet timestamps jumped backwards by more than 1 s: flows were ended, open alerts closed and detector windows restarted.",
             ),
             kernel_drops: counter(&r, "fivewatch_capture_kernel_drops_total", "Packets the kernel dropped before fivewatch read them (PACKET_STATISTICS, live AF_PACKET capture; see fivewatch_capture_kernel_stats_supported)."),
-            kernel_stats_supported: reg(&r, IntGauge::new("fivewatch_capture_kernel_stats_supported", "1 when the capture source reports kernel packet and drop counters (live AF_PACKET), 0 otherwise (capture files, pnet backend): the kernel counters are then not measured.").expect("valid")),
+            kernel_stats_supported: reg(&r, IntGauge::new("fivewatch_capture_kernel_stats_supported", "1 when the capture source reports kernel packet and drop counters (live AF_PACKET: ring or af_packet backend), 0 otherwise (capture files, pnet backend): the kernel counters are then not measured.").expect("valid")),
             kernel_packets: counter(&r, "fivewatch_capture_kernel_packets_total", "Packets the kernel passed to the capture socket (PACKET_STATISTICS, live AF_PACKET capture). On loopback the kernel counts every packet twice (outgoing and incoming copy); fivewatch processes it once."),
+            kernel_freeze_queue: counter(&r, "fivewatch_capture_kernel_freeze_queue_total", "Times the kernel found the TPACKET_V3 capture ring full (tp_freeze_q_cnt of PACKET_STATISTICS, live ring backend): events, not packets; the packets lost meanwhile are in fivewatch_capture_kernel_drops_total. Always 0 for the other backends."),
             queue_drops: counter(&r, "fivewatch_pipeline_queue_drops_total", "Frames dropped because the worker queue was full."),
             worker_packets: counter_vec(
                 &r,
