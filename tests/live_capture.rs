@@ -457,6 +457,10 @@ fn live_syn_flood_over_veth() {
             "--alerts",
             &alerts_arg,
             "--quiet",
+            // The multi-worker pipeline (decode on the capture thread, straight from the
+            // ring); the link-flap test below runs the one-engine path.
+            "--workers",
+            "2",
         ],
         &fw_log,
     );
@@ -555,6 +559,29 @@ fn live_syn_flood_over_veth() {
         "fivewatch_capture_kernel_drops_total missing{}",
         ctx()
     );
+    // Every SYN went to one of the two flow workers, none was dropped between them.
+    let per_worker: Vec<f64> = ["0", "1"]
+        .iter()
+        .map(|w| metric(&text, "fivewatch_worker_packets_total", &[("worker", w)]).unwrap_or(0.0))
+        .collect();
+    assert!(
+        per_worker.iter().sum::<f64>() >= min,
+        "fivewatch_worker_packets_total {per_worker:?} < {min}{}",
+        ctx()
+    );
+    assert!(
+        per_worker.iter().all(|n| *n > 0.0),
+        "spoofed sources must spread over both workers: {per_worker:?}{}",
+        ctx()
+    );
+    for w in ["0", "1"] {
+        assert_eq!(
+            metric(&text, "fivewatch_worker_queue_drops_total", &[("worker", w)]),
+            Some(0.0),
+            "worker {w} queue drops{}",
+            ctx()
+        );
+    }
 
     // Clean shutdown on SIGTERM.
     // SAFETY: plain kill(2) on the pid of our own, not yet reaped, child.
@@ -773,7 +800,16 @@ fn live_link_flap_over_veth() {
     let (net, dest) = setup_net(&ip_bin, x);
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let listen = addr.to_string();
-    let run_args = ["run", "--interface", &net.outer, "--metrics-listen", &listen, "--quiet"];
+    let run_args = [
+        "run",
+        "--interface",
+        &net.outer,
+        "--metrics-listen",
+        &listen,
+        "--quiet",
+        "--workers",
+        "1",
+    ];
     let mut fw = spawn_fivewatch(&run_args, &log);
     wait_for_metrics(&mut fw, addr, Duration::from_secs(10), &log);
     wait_for_log(&mut fw, &log, "capturing", Duration::from_secs(10));

@@ -126,34 +126,67 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
         engine = engine.with_flow_records();
     }
 
+    let live = matches!(opts.source, Source::Interface(_));
+    let workers = cfg.pipeline.worker_count();
+    let capture_result = if workers > 1 {
+        let popts = PipelineOptions {
+            workers,
+            queue_batches: cfg.pipeline.worker_queue_batches,
+            lossless: !live,
+            flow_records: flow_sink.is_some(),
+            sensor: sensor_name(cfg),
+            timing: Some(metrics.processing_seconds.clone()),
+        };
+        let hup = (hup_note.as_ref(), has_file);
+        pipeline_capture(cfg, opts, &popts, &stop, sinks, flow_sink, &shared, hup)
+    } else {
+        one_engine_capture(
+            cfg,
+            opts,
+            &stop,
+            engine,
+            sinks,
+            flow_sink,
+            &shared,
+            (Arc::clone(&hup_note), has_file),
+        )
+    };
+    // Keep /metrics up after a capture file ends so that it can still be scraped; without
+    // a metrics server there is nothing to wait for.
+    if capture_result.is_ok() && !stop.load(Ordering::Relaxed) && server.is_some() {
+        if let Source::File { .. } = opts.source {
+            linger(opts.linger, &stop, &hup_note);
+        }
+    }
+    if stop.load(Ordering::Relaxed) {
+        tracing::info!("signal received: stopped capture, processed queued frames and wrote alerts");
+    }
+    if let Some(s) = server {
+        s.shutdown();
+    }
+    capture_result
+}
+
+/// One engine: capture thread → bounded queue → worker thread (the engine) → sinks.
+#[allow(clippy::too_many_arguments)]
+fn one_engine_capture(
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: &AtomicBool,
+    engine: Engine,
+    sinks: Vec<SinkQueue>,
+    flow_sink: Option<SinkQueue>,
+    shared: &Arc<Mutex<Metrics>>,
+    (worker_hup, has_file): (Arc<AtomicBool>, bool),
+) -> anyhow::Result<()> {
     let (full_tx, full_rx) = crossbeam_channel::bounded::<Batch>(cfg.capture.queue_batches);
     let (free_tx, free_rx) = crossbeam_channel::bounded::<Batch>(cfg.capture.queue_batches + 2);
 
-    let worker_metrics = Arc::clone(&shared);
+    let worker_metrics = Arc::clone(shared);
     let live = matches!(opts.source, Source::Interface(_));
-    let worker_hup = Arc::clone(&hup_note);
-    let workers = cfg.pipeline.worker_count();
-    let pipeline = (workers > 1).then(|| {
-        (
-            cfg.clone(),
-            PipelineOptions {
-                workers,
-                queue_batches: cfg.pipeline.worker_queue_batches,
-                lossless: !live,
-                flow_records: flow_sink.is_some(),
-                sensor: sensor_name(cfg),
-                timing: Some(metrics.processing_seconds.clone()),
-            },
-        )
-    });
     let worker = std::thread::Builder::new()
         .name("fivewatch-worker".into())
         .spawn(move || {
-            if let Some((cfg, opts)) = pipeline {
-                let queues = Queues { full_rx, free_tx, live };
-                let hup = (worker_hup.as_ref(), has_file);
-                return pipeline_loop(&cfg, &opts, queues, sinks, flow_sink, &worker_metrics, hup);
-            }
             let mut engine = engine;
             let mut sinks = sinks;
             let mut records = 0u64;
@@ -232,50 +265,37 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
             sinks
         })?;
 
-    let capture_result = capture_loop(cfg, opts, &stop, &full_tx, &free_rx, &shared);
+    let mut frames = QueueFrames {
+        batch: Batch::default(),
+        full_tx: &full_tx,
+        free_rx: &free_rx,
+        metrics: shared,
+    };
+    let capture_result = capture_loop(cfg, opts, stop, &mut frames, shared);
     drop(full_tx);
     match worker.join() {
         // The file writer is joined (flushed); standard output gets a bounded wait.
         Ok(sinks) => sinks.into_iter().for_each(SinkQueue::close),
         Err(_) => tracing::error!("worker thread panicked"),
     }
-    // Keep /metrics up after a capture file ends so that it can still be scraped; without
-    // a metrics server there is nothing to wait for.
-    if capture_result.is_ok() && !stop.load(Ordering::Relaxed) && server.is_some() {
-        if let Source::File { .. } = opts.source {
-            linger(opts.linger, &stop, &hup_note);
-        }
-    }
-    if stop.load(Ordering::Relaxed) {
-        tracing::info!("signal received: stopped capture, processed queued frames and wrote alerts");
-    }
-    if let Some(s) = server {
-        s.shutdown();
-    }
     capture_result
 }
 
-/// The capture thread's side of the frame queue, for the worker thread.
-struct Queues {
-    full_rx: crossbeam_channel::Receiver<Batch>,
-    free_tx: crossbeam_channel::Sender<Batch>,
-    /// Live capture: wall-clock ticks on a quiet link, drops (not waits) when a flow worker
-    /// is behind.
-    live: bool,
-}
-
-/// The worker thread with several flow workers: it decodes the captured frames and
-/// dispatches them (see [`crate::pipeline::workers`]); the detector thread writes alert
-/// and flow records to the sinks. Returns the sinks (flow sink last) to be closed.
-fn pipeline_loop(
+/// Several flow workers: the capture thread decodes every frame where the capture left it
+/// (the ring, for live capture) and dispatches it (see [`crate::pipeline::workers`]); the
+/// detector thread writes alert and flow records to the sinks, which are closed before this
+/// returns.
+#[allow(clippy::too_many_arguments)]
+fn pipeline_capture(
     cfg: &Config,
-    opts: &PipelineOptions,
-    q: Queues,
+    opts: &RunOptions,
+    popts: &PipelineOptions,
+    stop: &AtomicBool,
     mut sinks: Vec<SinkQueue>,
     mut flow_sink: Option<SinkQueue>,
     metrics: &Mutex<Metrics>,
     (hup, has_file): (&AtomicBool, bool),
-) -> Vec<SinkQueue> {
+) -> anyhow::Result<()> {
     let mut records = 0u64;
     let mut on_alert = |rec: AlertRecord| {
         let line: Arc<str> = rec.to_json().into();
@@ -289,56 +309,34 @@ fn pipeline_loop(
             fs.send(&rec.to_json().into());
         }
     };
-    let publish = |d: &mut Dispatcher| {
-        d.publish();
-        let total = d.board().total();
-        if let Ok(mut m) = metrics.lock() {
-            m.publish(&total);
-        }
-    };
-    let ((), s) = workers::run(cfg, opts, &mut on_alert, &mut on_flow, |d| {
-        let mut last_publish = Instant::now();
-        loop {
-            match q.full_rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(mut b) => {
-                    for &(ts, lt, wire, off, len) in &b.frames {
-                        let data = b.data.get(off as usize..(off + len) as usize).unwrap_or(&[]);
-                        d.process(&Frame {
-                            ts_ns: ts,
-                            linktype: LinkType(lt),
-                            data,
-                            wire_len: wire,
-                        });
-                    }
-                    d.flush_now();
-                    b.clear();
-                    let _ = q.free_tx.try_send(b);
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    // A quiet live link: the wall clock drives ticks (see the one-engine loop).
-                    if q.live {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_nanos() as u64);
-                        d.advance_to(now);
-                    } else {
-                        d.flush_now();
-                    }
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+    let (res, s) = workers::run(cfg, popts, &mut on_alert, &mut on_flow, |d| {
+        let board = Arc::clone(d.board());
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("fivewatch-house".into())
+                .spawn_scoped(scope, || housekeeping(&board, &done, metrics, (hup, has_file)));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the metrics thread: /metrics is updated at the end only");
             }
-            note_sighup(hup, has_file);
-            if last_publish.elapsed() >= Duration::from_millis(500) {
-                publish(d);
-                last_publish = Instant::now();
-            }
-        }
+            let mut frames = DispatchFrames {
+                d,
+                pending: 0,
+                live: matches!(opts.source, Source::Interface(_)),
+                last_publish: Instant::now(),
+            };
+            let res = capture_loop(cfg, opts, stop, &mut frames, metrics);
+            let _ = frames.hand_over(false);
+            frames.d.publish();
+            done.store(true, Ordering::Relaxed);
+            res
+        })
     });
     if let Ok(mut m) = metrics.lock() {
         m.publish(&s);
     }
     tracing::info!(
-        workers = opts.workers,
+        workers = popts.workers,
         packets = s.packets,
         bytes = s.bytes,
         decode_errors = s.decode_errors_total(),
@@ -349,8 +347,9 @@ fn pipeline_loop(
         worker_queue_drops = s.worker_queue_drops.iter().sum::<u64>(),
         "workers finished"
     );
-    sinks.extend(flow_sink);
-    sinks
+    // The file writer is joined (flushed); standard output gets a bounded wait.
+    sinks.into_iter().chain(flow_sink).for_each(SinkQueue::close);
+    res
 }
 
 fn linger(secs: Option<f64>, stop: &AtomicBool, hup_note: &AtomicBool) {
@@ -398,15 +397,143 @@ impl KernelCounters {
     }
 }
 
+/// Where the capture loop puts frames: a queue to the engine thread (one worker), or the
+/// pipeline's dispatcher on the capture thread itself (several workers: frames are decoded
+/// straight from the capture ring, without a copy).
+trait Frames {
+    /// One captured frame.
+    fn push(&mut self, f: &Frame<'_>);
+    /// Frames pushed since the last hand-over.
+    fn pending(&self) -> usize;
+    /// Hand what was pushed to the workers. `live`: never block (drop and count instead).
+    fn hand_over(&mut self, live: bool) -> anyhow::Result<()>;
+    /// A live capture call returned (with or without frames): wall-clock duties.
+    fn idle(&mut self) {}
+}
+
+/// Frames copied into batches for the engine thread.
+struct QueueFrames<'a> {
+    batch: Batch,
+    full_tx: &'a crossbeam_channel::Sender<Batch>,
+    free_rx: &'a crossbeam_channel::Receiver<Batch>,
+    metrics: &'a Mutex<Metrics>,
+}
+
+impl Frames for QueueFrames<'_> {
+    fn push(&mut self, f: &Frame<'_>) {
+        self.batch.push(f);
+    }
+
+    fn pending(&self) -> usize {
+        self.batch.frames.len()
+    }
+
+    fn hand_over(&mut self, live: bool) -> anyhow::Result<()> {
+        if self.batch.frames.is_empty() {
+            return Ok(());
+        }
+        let next = self.free_rx.try_recv().unwrap_or_default();
+        let b = std::mem::replace(&mut self.batch, next);
+        if !live {
+            let _ = self.full_tx.send(b);
+            return Ok(());
+        }
+        let n = b.frames.len() as u64;
+        match self.full_tx.try_send(b) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(mut b)) => {
+                // The worker is behind: drop and count, never block capture.
+                if let Ok(m) = self.metrics.lock() {
+                    m.queue_drops.inc_by(n);
+                }
+                b.clear();
+                self.batch = b;
+                Ok(())
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => bail!("worker thread stopped"),
+        }
+    }
+}
+
+/// Frames decoded and dispatched on the capture thread (several flow workers).
+struct DispatchFrames<'a> {
+    d: &'a mut Dispatcher,
+    pending: usize,
+    live: bool,
+    last_publish: Instant,
+}
+
+/// Every 100 ms until `done`: log SIGHUP, and publish the pipeline's counters to `/metrics`
+/// every 500 ms (on a thread of its own, so that a paced replay waiting for its next frame
+/// or a quiet link does not hold them up).
+fn housekeeping(
+    board: &workers::StatsBoard,
+    done: &AtomicBool,
+    metrics: &Mutex<Metrics>,
+    (hup, has_file): (&AtomicBool, bool),
+) {
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        note_sighup(hup, has_file);
+        if last.elapsed() >= Duration::from_millis(500) {
+            let total = board.total();
+            if let Ok(mut m) = metrics.lock() {
+                m.publish(&total);
+            }
+            last = Instant::now();
+        }
+    }
+}
+
+impl DispatchFrames<'_> {
+    /// Put the dispatcher's own counters on the board twice a second (workers and the
+    /// detector thread put theirs at each tick of capture time).
+    fn chores(&mut self) {
+        if self.last_publish.elapsed() >= Duration::from_millis(500) {
+            self.d.publish();
+            self.last_publish = Instant::now();
+        }
+    }
+}
+
+impl Frames for DispatchFrames<'_> {
+    fn push(&mut self, f: &Frame<'_>) {
+        self.pending += 1;
+        self.d.process(f);
+    }
+
+    fn pending(&self) -> usize {
+        self.pending
+    }
+
+    fn hand_over(&mut self, _live: bool) -> anyhow::Result<()> {
+        self.pending = 0;
+        self.d.flush_now();
+        self.chores();
+        Ok(())
+    }
+
+    fn idle(&mut self) {
+        if self.pending == 0 && self.live {
+            // A quiet live link: the wall clock (which live timestamps follow) drives ticks,
+            // so open alerts still resolve.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            self.d.advance_to(now);
+        }
+        self.chores();
+    }
+}
+
 fn capture_loop(
     cfg: &Config,
     opts: &RunOptions,
     stop: &AtomicBool,
-    full_tx: &crossbeam_channel::Sender<Batch>,
-    free_rx: &crossbeam_channel::Receiver<Batch>,
+    out: &mut dyn Frames,
     metrics: &Mutex<Metrics>,
 ) -> anyhow::Result<()> {
-    let take_batch = || free_rx.try_recv().unwrap_or_default();
     match &opts.source {
         Source::Interface(name) => {
             let live = cfg.capture.live_options();
@@ -416,28 +543,16 @@ fn capture_loop(
             tracing::info!(interface = %name, backend = ?live.backend, ring_bytes, fanout, "capturing");
             let mut kernel = KernelCounters::default();
             let mut last_stats = Instant::now();
-            let mut batch = take_batch();
             let mut run = || -> anyhow::Result<()> {
                 while !stop.load(Ordering::Relaxed) {
                     // A link that goes down is waited for inside `recv` (logged once down and
                     // once up again); an interface that was deleted and does not come back
                     // within a few seconds ends the capture with an error.
-                    src.recv(Duration::from_millis(100), |f| batch.push(&f))?;
-                    if !batch.frames.is_empty() {
-                        let n = batch.frames.len() as u64;
-                        match full_tx.try_send(std::mem::replace(&mut batch, take_batch())) {
-                            Ok(()) => {}
-                            Err(crossbeam_channel::TrySendError::Full(mut b)) => {
-                                // The worker is behind: drop and count, never block capture.
-                                if let Ok(m) = metrics.lock() {
-                                    m.queue_drops.inc_by(n);
-                                }
-                                b.clear();
-                                batch = b;
-                            }
-                            Err(crossbeam_channel::TrySendError::Disconnected(_)) => bail!("worker thread stopped"),
-                        }
+                    src.recv(Duration::from_millis(100), |f| out.push(&f))?;
+                    if out.pending() > 0 {
+                        out.hand_over(true)?;
                     }
+                    out.idle();
                     if last_stats.elapsed() >= Duration::from_secs(1) {
                         kernel.publish(&mut src, metrics);
                         last_stats = Instant::now();
@@ -467,11 +582,11 @@ fn capture_loop(
             let mut pacer = Pacer::new(*speed);
             loop {
                 let (mut first, mut last, mut frames) = (u64::MAX, 0u64, 0u64);
-                let mut batch = take_batch();
                 let mut last_send = Instant::now();
                 let mut src = FileSource::open(path)?;
+                let mut handed = Ok(());
                 let res = src.for_each(|f| {
-                    if stop.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) || handed.is_err() {
                         return;
                     }
                     let ts = f.ts_ns.saturating_add(shift);
@@ -481,17 +596,15 @@ fn capture_loop(
                     frames += 1;
                     first = first.min(f.ts_ns);
                     last = last.max(f.ts_ns);
-                    batch.push(&Frame { ts_ns: ts, ..f });
+                    out.push(&Frame { ts_ns: ts, ..f });
                     // Paced replay sends small batches often so alerts appear in real time.
-                    if batch.frames.len() >= BATCH || last_send.elapsed() >= Duration::from_millis(50) {
-                        let b = std::mem::replace(&mut batch, take_batch());
-                        let _ = full_tx.send(b);
+                    if out.pending() >= BATCH || last_send.elapsed() >= Duration::from_millis(50) {
+                        handed = out.hand_over(false);
                         last_send = Instant::now();
                     }
                 });
-                if !batch.frames.is_empty() {
-                    let _ = full_tx.send(batch);
-                }
+                out.hand_over(false)?;
+                handed?;
                 res?;
                 if !*looped || stop.load(Ordering::Relaxed) {
                     return Ok(());
