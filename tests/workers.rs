@@ -144,3 +144,54 @@ fn one_base_stations_tunnels_spread_over_workers() {
     }
     assert_eq!(stats.worker_queue_drops, vec![0, 0], "replay never drops");
 }
+
+#[test]
+fn a_lossy_pipeline_drops_whole_batches_and_counts_them_per_worker() {
+    // Live capture never waits for a worker: with one queued batch per worker and frames
+    // handed over as fast as they can be decoded (a flow worker's work per packet is larger
+    // than the dispatcher's: every spoofed SYN creates a flow), batches are dropped and
+    // their packets counted against their worker. What was dispatched = what the workers
+    // were given (processed or dropped); nothing is lost silently and nothing blocks.
+    use fivewatch::capture::Frame;
+    use fivewatch::pipeline::workers::{self, PipelineOptions};
+    let frames = common::frames(&common::capture("syn-flood-spoofed-sources.pcap"));
+    let (first, last) = (frames[0].ts_ns, frames[frames.len() - 1].ts_ns);
+    let span = last - first + 1_000_000_000;
+    let cfg = Config::default();
+    let opts = PipelineOptions {
+        workers: 2,
+        queue_batches: 1,
+        lossless: false,
+        flow_records: false,
+        sensor: "test".into(),
+        timing: None,
+    };
+    const REPEAT: u64 = 20;
+    let ((), stats) = workers::run(&cfg, &opts, &mut |_| {}, &mut |_| {}, |d| {
+        for k in 0..REPEAT {
+            for f in &frames {
+                d.process(&Frame {
+                    ts_ns: f.ts_ns + k * span,
+                    linktype: f.linktype,
+                    data: &f.data,
+                    wire_len: f.data.len() as u32,
+                });
+            }
+        }
+    });
+    let n = frames.len() as u64 * REPEAT;
+    assert_eq!(stats.packets, n);
+    // tshark: every frame of this capture is IPv4/TCP, so every one is dispatched.
+    assert_eq!(
+        stats.worker_packets.iter().sum::<u64>(),
+        n,
+        "{:?}",
+        stats.worker_packets
+    );
+    let drops: u64 = stats.worker_queue_drops.iter().sum();
+    assert!(drops > 0, "expected queue drops with one batch of queue: {stats:?}");
+    assert!(drops < n, "some batches must get through: {drops} of {n}");
+    for (w, (d, p)) in stats.worker_queue_drops.iter().zip(&stats.worker_packets).enumerate() {
+        assert!(d <= p, "worker {w}: {d} dropped of {p} dispatched");
+    }
+}
