@@ -29,7 +29,10 @@
 //! - **Overload.** Queues are bounded. A lossless pipeline (file replay) blocks the caller
 //!   when a worker falls behind; a lossy one (live capture) drops the batch instead and
 //!   counts its packets per worker ([`Stats::worker_queue_drops`]); the caller never
-//!   blocks. Batches are recycled, so the per-packet path does not allocate.
+//!   blocks. A dropped batch also takes the PFCP/GTPv2-C messages and ticks in it away from
+//!   that worker (its session-table replica may miss a session until that session's next
+//!   message; its idle flows expire at its next tick). Batches are recycled, so the
+//!   per-packet path does not allocate once the queues are warm.
 //!
 //! Flow tables are split: each worker gets `ceil(flow.capacity / N)` flows, so memory
 //! stays within the configured bound. Results differ from one engine only where a bound is
@@ -368,6 +371,22 @@ fn worker(
         out_tx,
         out_free,
     } = io;
+    // Should this thread ever unwind, tell the collector it is done, so that the other
+    // workers' detector inputs are not held back waiting for it.
+    struct Done(Sender<OutBatch>, usize);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let done = OutBatch {
+                    worker: self.1,
+                    upto: u64::MAX,
+                    ..OutBatch::default()
+                };
+                let _ = self.0.send(done);
+            }
+        }
+    }
+    let _done = Done(out_tx.clone(), w);
     let mut stats = Stats::default();
     let mut sample = 0u32;
     for mut b in rx {
