@@ -285,7 +285,8 @@ fn bench_workers(c: &mut Criterion) {
                             wire_len: *wire,
                         });
                     }
-                });
+                })
+                .expect("threads start");
                 black_box(s.packets)
             })
         });

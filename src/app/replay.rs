@@ -421,7 +421,7 @@ fn replay_workers(
     };
     let mut list = Vec::new();
     let t0 = Instant::now();
-    let (files, stats) = {
+    let result = {
         let mut on_alert = |rec: AlertRecord| {
             note_alerts(&mut list, &rec);
             sink.write(&rec);
@@ -434,6 +434,15 @@ fn replay_workers(
         workers::run(cfg, &opts, &mut on_alert, &mut on_flow, |d| {
             read_files(paths, |f| d.process(f))
         })
+    };
+    let (files, stats) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // Nothing was read yet: the same replay on this thread alone gives the same
+            // results, only slower.
+            tracing::warn!(error = %e, workers, "cannot start the flow workers: replaying on one thread");
+            return replay_one(cfg, paths, sink, flows);
+        }
     };
     sink.flush();
     if let Some(fs) = flows.as_deref_mut() {

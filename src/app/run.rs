@@ -309,7 +309,7 @@ fn pipeline_capture(
             fs.send(&rec.to_json().into());
         }
     };
-    let (res, s) = workers::run(cfg, popts, &mut on_alert, &mut on_flow, |d| {
+    let piped = workers::run(cfg, popts, &mut on_alert, &mut on_flow, |d| {
         let board = Arc::clone(d.board());
         let done = AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -332,6 +332,16 @@ fn pipeline_capture(
             res
         })
     });
+    let (res, s) = match piped {
+        Ok(r) => r,
+        Err(e) => {
+            sinks.into_iter().chain(flow_sink).for_each(SinkQueue::close);
+            return Err(anyhow::anyhow!(e).context(format!(
+                "cannot run {} flow workers (set pipeline.workers / --workers lower)",
+                popts.workers
+            )));
+        }
+    };
     if let Ok(mut m) = metrics.lock() {
         m.publish(&s);
     }

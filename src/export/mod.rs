@@ -108,6 +108,8 @@ pub struct Metrics {
     pub worker_packets: IntCounterVec,
     /// Packets dropped because a flow worker's queue was full, by `worker`.
     pub worker_queue_drops: IntCounterVec,
+    /// Ticks and session-table messages lost for a worker whose queue stayed full, by `worker`.
+    pub worker_control_drops: IntCounterVec,
     /// Alert records that could not be written to a sink.
     pub alert_sink_errors: IntCounter,
     /// Per-packet processing time (decode, flow update, detectors), sampled 1 in 64.
@@ -278,6 +280,12 @@ impl Metrics {
                 "Packets dropped because a flow worker's queue was full (live capture; replay waits).",
                 &["worker"],
             ),
+            worker_control_drops: counter_vec(
+                &r,
+                "fivewatch_worker_control_drops_total",
+                "Ticks and PFCP/GTPv2-C messages lost for a flow worker whose queue stayed full (its session-table replica may miss a session).",
+                &["worker"],
+            ),
             alert_sink_errors: counter(&r, "fivewatch_alert_sink_errors_total", "Alert records that could not be written to a sink."),
             processing_seconds: reg(
                 &r,
@@ -378,6 +386,11 @@ impl Metrics {
         for (vec, now, prev) in [
             (&self.worker_packets, &s.worker_packets, &p.worker_packets),
             (&self.worker_queue_drops, &s.worker_queue_drops, &p.worker_queue_drops),
+            (
+                &self.worker_control_drops,
+                &s.worker_control_drops,
+                &p.worker_control_drops,
+            ),
         ] {
             for (w, n) in now.iter().enumerate() {
                 let before = prev.get(w).copied().unwrap_or(0);

@@ -122,6 +122,10 @@ pub struct Stats {
     /// Packets dropped because a flow worker's queue was full, per worker (live capture
     /// only; file replay waits instead). Empty for a single [`Engine`].
     pub worker_queue_drops: Vec<u64>,
+    /// Ticks and session-table messages lost for each worker because its queue stayed full
+    /// beyond [`workers::RETAINED_MAX`] (live capture only; its session-table replica may
+    /// then miss a session until that session's next message).
+    pub worker_control_drops: Vec<u64>,
 }
 
 impl Stats {
@@ -196,6 +200,7 @@ impl Stats {
             first_ts_ns,
             worker_packets,
             worker_queue_drops,
+            worker_control_drops,
         } = o;
         self.packets += packets;
         self.bytes += bytes;
@@ -245,6 +250,7 @@ impl Stats {
         for (v, o) in [
             (&mut self.worker_packets, worker_packets),
             (&mut self.worker_queue_drops, worker_queue_drops),
+            (&mut self.worker_control_drops, worker_control_drops),
         ] {
             if v.len() < o.len() {
                 v.resize(o.len(), 0);

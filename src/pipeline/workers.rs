@@ -54,6 +54,13 @@ use crate::flow::FlowRecord;
 /// Packets per batch handed to a worker.
 pub const BATCH: usize = 256;
 
+/// Most ticks and session-table messages kept for a worker whose queue is full (live
+/// capture), waiting for the next batch.
+pub const RETAINED_MAX: usize = 4 * BATCH;
+
+/// Most bytes of session-table messages kept for a worker whose queue is full.
+pub const RETAINED_BYTES_MAX: usize = 1 << 20;
+
 /// How [`run`] runs the pipeline.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -92,6 +99,8 @@ enum Item {
         owner: bool,
         ctl: Ctl,
     },
+    /// The first frame's capture time: the session tables' learning period starts here.
+    Start { ts: u64 },
     /// A tick at capture time `ts`, before frame `seq`.
     Tick { seq: u64, ts: u64 },
     /// A new time base (capture time jumped back), before frame `seq`.
@@ -175,13 +184,14 @@ fn put(slot: &Mutex<Stats>, s: &Stats) {
 }
 
 /// The symmetric dispatch hash of a packet's (inner) 5-tuple: both directions of a flow
-/// give the same value.
+/// give the same value. Seeded at random per process, so that an attacker cannot choose
+/// addresses that all land on one worker.
 #[inline]
-fn dispatch_hash(p: &Packet) -> u64 {
+fn dispatch_hash(h: &foldhash::fast::RandomState, p: &Packet) -> u64 {
     use std::hash::BuildHasher;
     let (a, b) = ((p.src, p.src_port), (p.dst, p.dst_port));
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    foldhash::fast::FixedState::with_seed(0xd15_9a7c).hash_one((p.proto, lo, hi))
+    h.hash_one((p.proto, lo, hi))
 }
 
 /// The caller's side of the pipeline (see [`run`]): give it frames in capture order.
@@ -195,6 +205,7 @@ pub struct Dispatcher {
     free: Vec<Receiver<InBatch>>,
     cur: Vec<InBatch>,
     board: Arc<StatsBoard>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Dispatcher {
@@ -203,7 +214,9 @@ impl Dispatcher {
     }
 
     /// Send every worker its batch (also empty ones: they carry the sequence number the
-    /// collector waits for).
+    /// collector waits for). A lossy pipeline whose worker is behind drops that worker's
+    /// packets but keeps its ticks and session-table messages for the next batch (at most
+    /// [`RETAINED_MAX`] of them; beyond, they are dropped too and counted).
     fn flush(&mut self) {
         for w in 0..self.txs.len() {
             let mut b = std::mem::take(&mut self.cur[w]);
@@ -211,15 +224,33 @@ impl Dispatcher {
             let b = if self.lossless {
                 match self.txs[w].send(b) {
                     Ok(()) => self.fresh(w),
-                    Err(e) => e.into_inner(), // The worker is gone; keep going without it.
+                    Err(e) => e.into_inner(), // The worker is gone (only after a panic).
                 }
             } else {
                 match self.txs[w].try_send(b) {
                     Ok(()) => self.fresh(w),
-                    Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => {
-                        let lost = b.items.iter().filter(|i| matches!(i, Item::Packet { owner: true, .. }));
-                        self.stats.worker_queue_drops[w] += lost.count() as u64;
-                        b
+                    Err(TrySendError::Full(mut b) | TrySendError::Disconnected(mut b)) => {
+                        let plain = |i: &Item| matches!(i, Item::Packet { ctl: Ctl::None, .. });
+                        let lost = b
+                            .items
+                            .iter()
+                            .filter(|i| plain(i) && matches!(i, Item::Packet { owner: true, .. }))
+                            .count();
+                        self.stats.worker_queue_drops[w] += lost as u64;
+                        b.items.retain(|i| !plain(i));
+                        if b.items.len() > RETAINED_MAX || b.arena.len() > RETAINED_BYTES_MAX {
+                            let owned = b
+                                .items
+                                .iter()
+                                .filter(|i| matches!(i, Item::Packet { owner: true, .. }))
+                                .count();
+                            self.stats.worker_queue_drops[w] += owned as u64;
+                            self.stats.worker_control_drops[w] += b.items.len() as u64;
+                            b.items.clear();
+                            b.arena.clear();
+                        }
+                        self.cur[w] = b;
+                        continue;
                     }
                 }
             };
@@ -247,6 +278,9 @@ impl Dispatcher {
         let step = self.clock.step(&mut self.stats, frame.ts_ns);
         let (ts, seq) = (step.ts, self.seq);
         self.seq += 1;
+        if seq == 0 {
+            self.broadcast(Item::Start { ts });
+        }
         if step.restart {
             self.broadcast(Item::Restart { seq });
         }
@@ -267,7 +301,7 @@ impl Dispatcher {
         let owner = if n == 1 {
             0
         } else {
-            (dispatch_hash(&d.pkt) % n as u64) as usize
+            (dispatch_hash(&self.hasher, &d.pkt) % n as u64) as usize
         };
         self.stats.worker_packets[owner] += 1;
         let payload = match d.control {
@@ -275,9 +309,19 @@ impl Dispatcher {
             Control::Pfcp(p) => Some((true, p)),
             Control::Gtpv2c(p) => Some((false, p)),
         };
+        // A message that can change the session table goes to every replica; one that
+        // cannot (junk on the PFCP/GTP-C ports) only to its owner (which counts its decode
+        // error) and worker 0 (whose replica's counters are the ones reported), so that such
+        // junk is not copied and parsed N times.
+        let shared = match payload {
+            Some((true, p)) => crate::session::SessionTable::pfcp_may_change(p),
+            Some((false, p)) => crate::session::SessionTable::gtpv2c_may_change(p),
+            None => false,
+        };
         let mut full = false;
         for (w, b) in self.cur.iter_mut().enumerate() {
-            if w != owner && payload.is_none() {
+            let gets = w == owner || (payload.is_some() && (shared || w == 0));
+            if !gets {
                 continue;
             }
             let ctl = match payload {
@@ -432,6 +476,7 @@ fn worker(
                         h.observe(t0.elapsed().as_secs_f64());
                     }
                 }
+                Item::Start { ts } => back.sessions.note_packet(ts),
                 Item::Tick { seq, ts } => {
                     back.sessions.note_packet(ts);
                     back.expire(ts);
@@ -553,7 +598,7 @@ pub fn run<R>(
     on_alert: &mut (dyn FnMut(AlertRecord) + Send),
     on_flow: &mut (dyn FnMut(FlowRecord) + Send),
     source: impl FnOnce(&mut Dispatcher) -> R,
-) -> (R, Stats) {
+) -> std::io::Result<(R, Stats)> {
     let n = opts.workers.max(1);
     let queue = opts.queue_batches.max(1);
     let board = Arc::new(StatsBoard::new(n));
@@ -577,10 +622,15 @@ pub fn run<R>(
     }
     let mut stats = Stats {
         worker_queue_drops: vec![0; n],
+        worker_control_drops: vec![0; n],
         worker_packets: vec![0; n],
         ..Stats::default()
     };
     stats.session_capacity = cfg.session.capacity as u64;
+    let mut failed: Option<std::io::Error> = None;
+    // A thread that cannot be started (a thread limit) fails the whole pipeline before any
+    // frame is read: the queues close, the threads that did start stop, and the caller gets
+    // the error (instead of a pipeline that silently misses a worker's or the detector's part).
     std::thread::scope(|scope| {
         for (w, (rx, ftx)) in ends.into_iter().enumerate() {
             let mut back = Back::new(cfg, capacity);
@@ -603,7 +653,10 @@ pub fn run<R>(
                     worker(w, back, wants, io, board, timing)
                 });
             if let Err(e) = spawned {
-                tracing::error!(worker = w, error = %e, "cannot start flow worker thread");
+                failed.get_or_insert(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot start flow worker thread {w} of {n}: {e}"),
+                ));
             }
         }
         drop(out_tx);
@@ -613,9 +666,15 @@ pub fn run<R>(
             .spawn_scoped(scope, move || {
                 collector(detect, n, out_rx, out_free_tx, cboard, on_alert, on_flow)
             });
-        if let Err(e) = &collector {
-            tracing::error!(error = %e, "cannot start detector thread");
-        }
+        let collector = match collector {
+            Ok(c) if failed.is_none() => c,
+            Ok(_) => return Err(failed.unwrap_or_else(|| std::io::Error::other("flow worker"))),
+            Err(e) => {
+                let msg = format!("cannot start the detector thread: {e}");
+                return Err(failed.unwrap_or_else(|| std::io::Error::new(e.kind(), msg)));
+            }
+        };
+        // Every thread runs: from here on the pipeline cannot lose a stage.
         let mut d = Dispatcher {
             front: Front::new(cfg),
             clock: Clock::default(),
@@ -626,17 +685,16 @@ pub fn run<R>(
             free: frees,
             cur: (0..n).map(|_| InBatch::default()).collect(),
             board: Arc::clone(&board),
+            hasher: foldhash::fast::RandomState::default(),
         };
         let r = source(&mut d);
         d.flush();
         d.stats.reassembly = d.front.reassembly_stats().clone();
         put(&board.front, &d.stats);
         drop(d); // Closes the worker queues: workers drain and stop, then the collector.
-        if let Ok(c) = collector {
-            if c.join().is_err() {
-                tracing::error!("detector thread panicked");
-            }
+        if collector.join().is_err() {
+            tracing::error!("detector thread panicked");
         }
-        (r, board.total())
+        Ok((r, board.total()))
     })
 }

@@ -311,6 +311,16 @@ impl SessionTable {
         Ok(())
     }
 
+    /// Whether [`SessionTable::on_gtpv2c`] could change the table (beyond its malformed
+    /// counter and the learning period's start) for this UDP payload: its first message is
+    /// whole and its IEs summarize without error (see [`SessionTable::pfcp_may_change`]).
+    pub fn gtpv2c_may_change(udp_payload: &[u8]) -> bool {
+        match gtpv2c::messages(udp_payload).next() {
+            Some(Ok(m)) => !m.truncated && gtpv2c::summarize(&m).error.is_none(),
+            _ => false,
+        }
+    }
+
     /// The GTPv2-C session whose control tunnel at `node` (the address the node receives on)
     /// has TEID `teid`; the latest one when several PDN connections share the tunnel.
     pub fn session_by_control_teid(&self, node: IpAddr, teid: u32) -> Option<&Session> {

@@ -785,6 +785,14 @@ impl SessionTable {
         Ok(())
     }
 
+    /// Whether [`SessionTable::on_pfcp`] could change the table (beyond its malformed counter
+    /// and the learning period's start) for this UDP payload: its first message has a valid
+    /// header and IEs. The flow workers' session-table replicas get only such payloads (see
+    /// [`crate::pipeline::workers`]), so junk on the PFCP port is not copied to every worker.
+    pub fn pfcp_may_change(udp_payload: &[u8]) -> bool {
+        pfcp::parse(udp_payload).is_ok_and(|(_, body)| pfcp::walk(body, &mut |_, _| {}).is_ok())
+    }
+
     /// One PFCP message (`whole`: its octets, header included; `body`: its IEs).
     fn on_message(&mut self, src: IpAddr, dst: IpAddr, h: &pfcp::PfcpHeader, body: &[u8], whole: &[u8], ts: u64) {
         let t = h.message_type;
