@@ -186,7 +186,7 @@ impl PortScan {
                 _ => false,
             };
         if answer {
-            let scanner = (flow.initiator().0, super::scope_of(&flow.key));
+            let scanner = (flow.initiator().0, super::scope_of(&flow.key()));
             let (dst, port) = flow.responder();
             if let Some(s) = self.sources.get_mut(&scanner) {
                 if let Some(answered) = s.probes.get_mut(&(dst, port)) {
@@ -215,7 +215,7 @@ impl PortScan {
         }
         let w = self.cfg.window_ns;
         let held = &mut self.probes_held;
-        let scanner = (p.src, super::scope_of(&flow.key));
+        let scanner = (p.src, super::scope_of(&flow.key()));
         let s = self
             .sources
             .entry_evicting(scanner, Source::default, has_episode, |old| {

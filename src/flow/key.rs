@@ -31,9 +31,9 @@ pub fn from_addr16(a: Addr16, v6: bool) -> IpAddr {
     }
 }
 
-const F_V6: u8 = 0x01;
-const F_TUNNEL: u8 = 0x02;
-const F_OUTER_V6: u8 = 0x04;
+pub(crate) const F_V6: u8 = 0x01;
+pub(crate) const F_TUNNEL: u8 = 0x02;
+pub(crate) const F_OUTER_V6: u8 = 0x04;
 
 /// Canonical flow key. Endpoint `a` is the numerically smaller (address, port) pair, so
 /// both directions of a conversation map to the same key. For GTP-U the inner 5-tuple is
