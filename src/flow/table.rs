@@ -94,9 +94,9 @@ pub struct TcpFlagCounts {
 /// and ports inline, the GTP-U tunnel endpoint pair behind a pointer shared by every flow of
 /// that pair, narrow counters (see below), the first packet time as a 48-bit age relative to
 /// the last, and every small state field in one bit word. Counters that would overflow their
-/// narrow field (more than 2^32 − 1 packets or bytes in a direction, more than 255 SYN,
-/// SYN-ACK, FIN, RST, URG or ACK-less packets, more than 65 535 PSH packets, a lifetime above
-/// 2^48 ns ≈ 3.3 days) move the flow to full-width counters in an allocation of its own, so
+/// narrow field (more than 2^32 − 1 packets or bytes in a direction, more than 65 535 SYN or
+/// PSH packets, more than 255 SYN-ACK, FIN, RST, URG or neither-SYN-nor-ACK packets, a
+/// lifetime above 2^48 ns ≈ 3.3 days) move the flow to full-width counters in an allocation of its own, so
 /// every value the accessors return is exact: the record of a flow is the same as with
 /// 64-bit fields.
 #[derive(Debug, Clone)]
@@ -143,12 +143,10 @@ pub struct Flow {
     age_hi: u16,
     /// TCP packets with PSH (narrow).
     psh: u16,
+    /// TCP packets with SYN and without ACK (narrow).
+    syn: u16,
     /// IP protocol number.
     proto: u8,
-    /// Last QoS Flow Identifier seen, valid with `B_QFI`.
-    qfi: u8,
-    /// TCP packets with SYN and without ACK (narrow).
-    syn: u8,
     /// TCP packets with SYN and ACK (narrow).
     syn_ack: u8,
     /// TCP packets with FIN (narrow).
@@ -157,8 +155,9 @@ pub struct Flow {
     rst: u8,
     /// TCP packets with URG (narrow).
     urg: u8,
-    /// TCP packets without ACK (narrow); the ACK count is the packet count minus this.
-    no_ack: u8,
+    /// TCP packets with neither SYN nor ACK (narrow); the ACK count is the packet count
+    /// minus these and `syn`.
+    bare: u8,
 }
 
 // `Flow::bits`. Bits 0–2 are the key's flags (`FlowKey::flags`), unchanged.
@@ -171,7 +170,7 @@ const B_GTPC: u32 = 1 << 4;
 const B_UL: u32 = 1 << 5;
 /// `dl_teid` is set.
 const B_DL: u32 = 1 << 6;
-/// `qfi` is set.
+/// A QFI is set (`S_QFI`).
 const B_QFI: u32 = 1 << 7;
 /// The counters live in the flow's own `Side::wide`.
 const B_WIDE: u32 = 1 << 8;
@@ -191,6 +190,9 @@ const S_UE_SIDE: u32 = 19;
 const S_GNB_SIDE: u32 = 21;
 /// [`SessionState`] of the tunnel at the last G-PDU (3 bits, its `u8` value).
 const S_SESSION: u32 = 23;
+/// Last QoS Flow Identifier seen in a PDU Session Container (6 bits, TS 38.415 §5.5.3),
+/// valid with `B_QFI`.
+const S_QFI: u32 = 26;
 
 /// Largest age (`last_ns - first_ns`) the narrow 48-bit field holds.
 const AGE_MAX: u64 = (1 << 48) - 1;
@@ -348,6 +350,15 @@ impl Flow {
         }
     }
 
+    /// Packets responder → initiator.
+    #[inline]
+    fn replies(&self) -> u64 {
+        match self.wide() {
+            Some(w) => w.packets[1],
+            None => u64::from(self.packets[1]),
+        }
+    }
+
     /// Packets in both directions.
     #[inline]
     fn packets_total(&self) -> u64 {
@@ -387,7 +398,7 @@ impl Flow {
                 fin: u32::from(self.fin),
                 rst: u32::from(self.rst),
                 psh: u32::from(self.psh),
-                ack: total.saturating_sub(u64::from(self.no_ack)) as u32,
+                ack: total.saturating_sub(u64::from(self.syn) + u64::from(self.bare)) as u32,
                 urg: u32::from(self.urg),
             },
         }
@@ -410,7 +421,7 @@ impl Flow {
 
     /// Last QoS Flow Identifier seen in a PDU Session Container.
     pub fn qfi(&self) -> Option<u8> {
-        (self.bits & B_QFI != 0).then_some(self.qfi)
+        (self.bits & B_QFI != 0).then_some(self.field(S_QFI, 6))
     }
 
     /// The session of the flow's tunnel at its last G-PDU: the lookup state and, when the
@@ -500,45 +511,35 @@ impl Flow {
     }
 
     /// Count one packet of `len` bytes in direction `dir` at `ts_ns` (TCP flags `tcp`, when
-    /// TCP) into the narrow counters; `false` (and nothing changed) when one of them would
-    /// overflow.
-    #[inline]
+    /// TCP) into the narrow counters; `false` (and nothing changed) when one of them could
+    /// overflow: a packet, byte or age counter that would, or, for TCP, any flag counter
+    /// already at its maximum (whatever this packet's flags; the wide counters are exact too).
+    #[inline(always)]
     fn count_narrow(&mut self, dir: usize, len: u32, tcp: Option<u8>, ts_ns: u64) -> bool {
         let last = self.last_ns.max(ts_ns);
         let age = (u64::from(self.age_lo) | u64::from(self.age_hi) << 32) + (last - self.last_ns);
-        let (Some(packets), Some(bytes)) = (self.packets[dir].checked_add(1), self.bytes[dir].checked_add(len)) else {
-            return false;
-        };
-        if age > AGE_MAX {
+        let full = self.packets[dir] == u32::MAX || self.bytes[dir] > u32::MAX - len || age > AGE_MAX;
+        let tcp_full = tcp.is_some()
+            && (self.syn == u16::MAX
+                || self.psh == u16::MAX
+                || self.syn_ack.max(self.fin).max(self.rst).max(self.urg).max(self.bare) == u8::MAX);
+        if full || tcp_full {
             return false;
         }
         if let Some(fl) = tcp {
             let syn = fl & tcpflags::SYN != 0;
             let ack = fl & tcpflags::ACK != 0;
-            let bump = |c: u8, on: bool| c.checked_add(u8::from(on));
-            let (Some(s), Some(sa), Some(f), Some(r), Some(u), Some(na), Some(p)) = (
-                bump(self.syn, syn && !ack),
-                bump(self.syn_ack, syn && ack),
-                bump(self.fin, fl & tcpflags::FIN != 0),
-                bump(self.rst, fl & tcpflags::RST != 0),
-                bump(self.urg, fl & tcpflags::URG != 0),
-                bump(self.no_ack, !ack),
-                self.psh.checked_add(u16::from(fl & tcpflags::PSH != 0)),
-            ) else {
-                return false;
-            };
-            (
-                self.syn,
-                self.syn_ack,
-                self.fin,
-                self.rst,
-                self.urg,
-                self.no_ack,
-                self.psh,
-            ) = (s, sa, f, r, u, na, p);
+            // No overflow: each counter is below its maximum (checked above).
+            self.syn += u16::from(syn && !ack);
+            self.syn_ack += u8::from(syn && ack);
+            self.fin += u8::from(fl & tcpflags::FIN != 0);
+            self.rst += u8::from(fl & tcpflags::RST != 0);
+            self.urg += u8::from(fl & tcpflags::URG != 0);
+            self.bare += u8::from(!syn && !ack);
+            self.psh += u16::from(fl & tcpflags::PSH != 0);
         }
-        self.packets[dir] = packets;
-        self.bytes[dir] = bytes;
+        self.packets[dir] += 1;
+        self.bytes[dir] += len;
         self.age_lo = age as u32;
         self.age_hi = (age >> 32) as u16;
         self.last_ns = last;
@@ -557,7 +558,7 @@ impl Flow {
             rst: u64::from(self.rst),
             psh: u64::from(self.psh),
             urg: u64::from(self.urg),
-            no_ack: u64::from(self.no_ack),
+            no_ack: u64::from(self.syn) + u64::from(self.bare),
         }
     }
 
@@ -826,13 +827,12 @@ impl FlowTable {
             age_hi: 0,
             psh: 0,
             proto: key.proto,
-            qfi: 0,
             syn: 0,
             syn_ack: 0,
             fin: 0,
             rst: 0,
             urg: 0,
-            no_ack: 0,
+            bare: 0,
         }
     }
 
@@ -920,9 +920,8 @@ impl FlowTable {
         }
         let init_outer = f.field(S_INIT_OUTER, 2);
         let forged_reply = !from_initiator && outer_side != 0 && outer_side == init_outer;
-        let [pk0, pk1] = f.packets();
-        let first_reply = !from_initiator && !forged_reply && pk1 == 0;
-        let seen = pk0.saturating_add(pk1);
+        let first_reply = !from_initiator && !forged_reply && f.replies() == 0;
+        let seen = f.packets_total();
         if !new_flow {
             // The gap before this packet is the `seen`-th inter-arrival sample.
             let gap = ts_ns.saturating_sub(f.last_ns);
@@ -940,7 +939,7 @@ impl FlowTable {
         f.size.push(f64::from(p.ip_len), seen.saturating_add(1));
         if let Some(t) = &p.tunnel {
             if let Some(psc) = t.header.pdu_session {
-                f.qfi = psc.qfi;
+                f.set_field(S_QFI, 6, u32::from(psc.qfi));
                 f.bits |= B_QFI;
             }
             // Uplink = towards the UPF. The PDU Session Container or the session table says
@@ -1171,8 +1170,11 @@ mod tests {
     fn counters_exact_past_the_narrow_fields() {
         // Narrow throughout.
         check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x18), 200, 1, false);
-        // 300 SYNs: the 8-bit SYN and ACK-less counters overflow.
-        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x0a), 300, 1, true);
+        // 300 SYN-less, ACK-less packets (and 300 FINs): the 8-bit counters overflow.
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x08), 300, 1, true);
+        // 70 000 SYNs: the 16-bit SYN counter overflows.
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x02), 70_000, 1, true);
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x02), 60_000, 1, false);
         // 70 000 PSH: the 16-bit counter overflows.
         check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x18), 70_000, 1, true);
         // 5 GB in one direction: the 32-bit byte counter overflows.
