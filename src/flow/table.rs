@@ -5,7 +5,9 @@
 //! closed, UDP, other), ordered by last-seen time. Because every flow on a list shares the
 //! list's timeout, expiry pops from list tails in O(1) per expired flow, and eviction at
 //! capacity removes the least recently seen flow of all lists. Nothing allocates per packet
-//! once the slab has grown to capacity.
+//! once the slab has grown to capacity: a flow allocates only when it is the first on a new
+//! GTP-U tunnel endpoint pair (one shared allocation per pair, module `flow::tunnel`) or
+//! outgrows its narrow counters (once per flow, see [`Flow`]).
 
 use std::hash::BuildHasher;
 use std::sync::Arc;

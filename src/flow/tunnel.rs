@@ -55,9 +55,11 @@ pub(crate) struct Side {
 /// Interning table of tunnel endpoint pairs: one shared [`Side`] per pair in use.
 ///
 /// Reference counts are the `Arc` strong counts: the table holds one reference per pair,
-/// every flow entry on the pair one more. The table never holds more pairs than
-/// `2 × live flows + 64` (the bound `intern` enforces by sweeping pairs no flow uses, which
-/// only exist when a flow entry was cloned out of the flow table and outlived its flow).
+/// every flow entry on the pair one more. A pair leaves when the flow table releases its last
+/// flow on it; a pair nobody else holds can only stay behind when a flow entry was cloned out
+/// of the flow table and outlived its flow, and `intern` sweeps those once the table holds
+/// `2 × live flows + 64` pairs. So the table holds at most that many pairs plus the pairs
+/// such clones still reference.
 pub(crate) struct TunnelTable {
     index: HashTable<Arc<Side>>,
     hasher: foldhash::fast::RandomState,
