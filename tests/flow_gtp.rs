@@ -60,8 +60,8 @@ fn uplink_and_downlink_are_one_flow_with_both_teids() {
     t.update(&ul, &k1, ab1, S, &mut |_, _| {});
     let u = t.update(&dl, &k2, ab2, 2 * S, &mut |_, _| {});
     let f = t.get(u.slot).unwrap();
-    assert_eq!((f.ul_teid, f.dl_teid, f.qfi), (Some(0x100), Some(0x200), Some(5)));
-    assert_eq!(f.packets, [1, 1]);
+    assert_eq!((f.ul_teid(), f.dl_teid(), f.qfi()), (Some(0x100), Some(0x200), Some(5)));
+    assert_eq!(f.packets(), [1, 1]);
     assert_eq!(t.len(), 1);
 
     // The same UE address and 5-tuple behind another gNB/UPF pair (overlapping pools) is

@@ -208,7 +208,9 @@ impl Default for AlertsSection {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowSection {
-    /// Most flows held at once; the least recently seen is evicted beyond it.
+    /// Most flows held at once; the least recently seen is evicted beyond it. Each flow held
+    /// costs about 152 bytes (a 144-byte entry plus the hash index; BENCHMARKS.md), so
+    /// 10 000 000 flows take about 1.5 GB.
     pub capacity: usize,
     /// Idle timeout of TCP flows before the handshake completes, seconds.
     pub tcp_new_timeout_s: f64,

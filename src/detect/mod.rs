@@ -34,7 +34,7 @@ impl FlowView {
         FlowView {
             initiator: flow.initiator().0,
             responder: flow.responder(),
-            scope: scope_of(&flow.key),
+            scope: scope_of(&flow.key()),
         }
     }
 }

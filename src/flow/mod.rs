@@ -4,6 +4,7 @@ pub mod key;
 pub mod record;
 pub mod stats;
 pub mod table;
+mod tunnel;
 
 pub use key::{community_id, FlowKey};
 pub use record::FlowRecord;

@@ -100,7 +100,7 @@ impl FlowRecord {
     pub fn of(f: &Flow, reason: EndReason) -> FlowRecord {
         let (src, sport) = f.initiator();
         let (dst, dport) = f.responder();
-        let proto = f.key.proto;
+        let proto = f.proto();
         let ports = matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP);
         let icmp = matches!(proto, ipproto::ICMP | ipproto::ICMPV6);
         // ICMP keys hold Community ID port equivalents: the initiator's "port" is its type.
@@ -113,29 +113,30 @@ impl FlowRecord {
             if ports || icmp { (sport, dport) } else { (0, 0) },
             one_way,
         );
-        let state = (proto == ipproto::TCP).then_some(match f.tcp_state {
+        let state = (proto == ipproto::TCP).then_some(match f.tcp_state() {
             TcpState::None => "new",
             TcpState::SynSent => "syn_sent",
             TcpState::SynReceived => "syn_received",
             TcpState::Established => "established",
             TcpState::Closed => "closed",
         });
-        let t = &f.tcp_flags;
-        let gtp = f.key.is_tunnelled().then(|| {
+        let t = f.tcp_flags();
+        let gtp = f.is_tunnelled().then(|| {
             let (gnb_ip, upf_ip, ue_ip) = f.gtp_roles();
 
             FlowGtp {
-                ul_teid: f.ul_teid,
-                dl_teid: f.dl_teid,
-                qfi: f.qfi,
+                ul_teid: f.ul_teid(),
+                dl_teid: f.dl_teid(),
+                qfi: f.qfi(),
                 gnb_ip,
                 upf_ip,
                 ue_ip,
                 session: f.session().record_fields(),
             }
         });
+        let (packets, bytes) = (f.packets(), f.bytes());
         FlowRecord {
-            timestamp: eve_timestamp(f.last_ns),
+            timestamp: eve_timestamp(f.last_ns()),
             event_type: "flow",
             src_ip: src,
             src_port: ports.then_some(sport),
@@ -145,13 +146,13 @@ impl FlowRecord {
             proto: proto_name(proto),
             community_id: cid,
             flow: FlowCounters {
-                pkts_toserver: f.packets[0],
-                pkts_toclient: f.packets[1],
-                bytes_toserver: f.bytes[0],
-                bytes_toclient: f.bytes[1],
-                start: eve_timestamp(f.first_ns),
-                end: eve_timestamp(f.last_ns),
-                age_s: (f.last_ns.saturating_sub(f.first_ns) / 1000) as f64 / 1e6,
+                pkts_toserver: packets[0],
+                pkts_toclient: packets[1],
+                bytes_toserver: bytes[0],
+                bytes_toclient: bytes[1],
+                start: eve_timestamp(f.first_ns()),
+                end: eve_timestamp(f.last_ns()),
+                age_s: (f.last_ns().saturating_sub(f.first_ns()) / 1000) as f64 / 1e6,
                 reason: match reason {
                     EndReason::IdleTimeout => "timeout",
                     EndReason::Evicted => "evicted",

@@ -5,14 +5,18 @@
 //! closed, UDP, other), ordered by last-seen time. Because every flow on a list shares the
 //! list's timeout, expiry pops from list tails in O(1) per expired flow, and eviction at
 //! capacity removes the least recently seen flow of all lists. Nothing allocates per packet
-//! once the slab has grown to capacity.
+//! once the slab has grown to capacity: a flow allocates only when it is the first on a new
+//! GTP-U tunnel endpoint pair (one shared allocation per pair, module `flow::tunnel`) or
+//! outgrows its narrow counters (once per flow, see [`Flow`]).
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use super::key::FlowKey;
+use super::key::{from_addr16, Addr16, FlowKey, F_TUNNEL, F_V6};
 use super::stats::Welford;
+use super::tunnel::{Side, TunnelTable, Wide};
 use crate::decode::{ipproto, tcpflags, Packet};
 
 const NIL: u32 = u32::MAX;
@@ -86,54 +90,133 @@ pub struct TcpFlagCounts {
 }
 
 /// One flow and its statistics. Direction index 0 is initiator → responder.
+///
+/// The entry is laid out for memory (144 bytes on 64-bit targets, checked by a test; a flow
+/// costs about 152 bytes in a full table with the hash index): the key's inner addresses
+/// and ports inline, the GTP-U tunnel endpoint pair behind a pointer shared by every flow of
+/// that pair, narrow counters (see below), the first packet time as a 48-bit age relative to
+/// the last, and every small state field in one bit word. Counters that would overflow their
+/// narrow field (more than 2^32 − 1 packets or bytes in a direction, more than 65 535 SYN or
+/// PSH packets, more than 255 SYN-ACK, FIN, RST, URG or neither-SYN-nor-ACK packets, a
+/// lifetime above 2^48 ns ≈ 3.3 days) move the flow to full-width counters in an allocation of its own, so
+/// every value the accessors return is exact: the record of a flow is the same as with
+/// 64-bit fields.
 #[derive(Debug, Clone)]
 pub struct Flow {
-    /// Canonical key.
-    pub key: FlowKey,
-    /// Whether endpoint `a` of the key initiated the flow.
-    pub initiator_is_a: bool,
-    /// First packet time, ns since the Unix epoch.
-    pub first_ns: u64,
-    /// Last packet time, ns since the Unix epoch.
-    pub last_ns: u64,
-    /// Packets per direction.
-    pub packets: [u64; 2],
-    /// Wire bytes per direction (IP length of the flow's packets; inner for tunnels).
-    pub bytes: [u64; 2],
-    /// TCP flag counts.
-    pub tcp_flags: TcpFlagCounts,
-    /// TCP state.
-    pub tcp_state: TcpState,
-    fin_dirs: u8,
     /// Packet size (bytes, IP length) mean and deviation, over all packets
     /// ([`Flow::size_std_dev`]).
     pub size: Welford,
     /// Inter-arrival time (seconds) mean and deviation, over the gaps between packets
     /// ([`Flow::iat_std_dev`]).
     pub iat: Welford,
-    /// Uplink TEID (allocated by the UPF), when tunnelled.
-    pub ul_teid: Option<u32>,
-    /// Downlink TEID (allocated by the gNB), when tunnelled.
-    pub dl_teid: Option<u32>,
-    /// Last QoS Flow Identifier seen in a PDU Session Container.
-    pub qfi: Option<u8>,
-    /// Outer tunnel endpoint the initiator's first packet came from: 1 = `key.tun_a`,
-    /// 2 = `key.tun_b`, 0 = not tunnelled or both endpoints equal.
-    init_outer: u8,
-    /// Which key endpoint is the UE (1 = `a`, 2 = `b`, 0 = unknown) and which outer endpoint
-    /// the gNB (1 = `tun_a`, 2 = `tun_b`), from the direction of uplink packets.
-    ue_side: u8,
-    gnb_side: u8,
-    /// [`SessionState`] of the tunnel at the last G-PDU, as a `u8`.
-    session_state: u8,
-    /// Id of the tunnel's session (valid when `session_state` is `Known` or `UeMismatch`):
+    /// Last packet time, ns since the Unix epoch.
+    last_ns: u64,
+    /// Id of the tunnel's session (valid when the session state is `Known` or `UeMismatch`):
     /// the CP SEID of a PFCP session, the requester's control TEID of a GTPv2-C one.
     cp_seid: u64,
-    /// 1 when that session was learnt from GTPv2-C, 0 from PFCP.
-    session_gtpc: bool,
+    /// Tunnel endpoint pair (shared) and, once the flow outgrew its narrow counters, its
+    /// wide counters (own); `None` for an untunnelled flow with narrow counters.
+    side: Option<Arc<Side>>,
+    /// Lower endpoint address (as [`FlowKey::a`]).
+    a: Addr16,
+    /// Higher endpoint address (as [`FlowKey::b`]).
+    b: Addr16,
+    /// Packets per direction (narrow).
+    packets: [u32; 2],
+    /// Wire bytes per direction (IP length of the flow's packets; inner for tunnels; narrow).
+    bytes: [u32; 2],
+    /// `last_ns - first_ns`, low 32 bits (narrow).
+    age_lo: u32,
+    /// Uplink TEID (allocated by the UPF), valid with `B_UL`.
+    ul_teid: u32,
+    /// Downlink TEID (allocated by the gNB), valid with `B_DL`.
+    dl_teid: u32,
+    /// Previous flow on this flow's expiry list.
     prev: u32,
+    /// Next flow on this flow's expiry list.
     next: u32,
-    class: u8,
+    /// Key flags and small state, see the `B_*` and `S_*` constants.
+    bits: u32,
+    /// Port (or ICMP equivalent) of `a`.
+    port_a: u16,
+    /// Port (or ICMP equivalent) of `b`.
+    port_b: u16,
+    /// `last_ns - first_ns`, high 16 of 48 bits (narrow).
+    age_hi: u16,
+    /// TCP packets with PSH (narrow).
+    psh: u16,
+    /// TCP packets with SYN and without ACK (narrow).
+    syn: u16,
+    /// IP protocol number.
+    proto: u8,
+    /// TCP packets with SYN and ACK (narrow).
+    syn_ack: u8,
+    /// TCP packets with FIN (narrow).
+    fin: u8,
+    /// TCP packets with RST (narrow).
+    rst: u8,
+    /// TCP packets with URG (narrow).
+    urg: u8,
+    /// TCP packets with neither SYN nor ACK (narrow); the ACK count is the packet count
+    /// minus these and `syn`.
+    bare: u8,
+}
+
+// `Flow::bits`. Bits 0–2 are the key's flags (`FlowKey::flags`), unchanged.
+const KEY_FLAGS: u32 = 0x7;
+/// Endpoint `a` of the key initiated the flow.
+const B_INIT_A: u32 = 1 << 3;
+/// 1 when the session (state `Known`/`UeMismatch`) was learnt from GTPv2-C, 0 from PFCP.
+const B_GTPC: u32 = 1 << 4;
+/// `ul_teid` is set.
+const B_UL: u32 = 1 << 5;
+/// `dl_teid` is set.
+const B_DL: u32 = 1 << 6;
+/// A QFI is set (`S_QFI`).
+const B_QFI: u32 = 1 << 7;
+/// The counters live in the flow's own `Side::wide`.
+const B_WIDE: u32 = 1 << 8;
+/// [`TcpState`] (3 bits, see `tcp_state_code`).
+const S_TCP_STATE: u32 = 9;
+/// Directions that sent a FIN (2 bits, 1 << direction).
+const S_FIN_DIRS: u32 = 12;
+/// Expiry list the flow is on (3 bits, `C_*`).
+const S_CLASS: u32 = 14;
+/// Outer tunnel endpoint the initiator's first packet came from (2 bits): 1 = lower
+/// (`tun_a`), 2 = higher (`tun_b`), 0 = not tunnelled or both endpoints equal.
+const S_INIT_OUTER: u32 = 17;
+/// Which key endpoint is the UE (2 bits: 1 = `a`, 2 = `b`, 0 = unknown), from the direction
+/// of uplink packets.
+const S_UE_SIDE: u32 = 19;
+/// Which outer endpoint is the gNB (2 bits: 1 = `tun_a`, 2 = `tun_b`, 0 = unknown).
+const S_GNB_SIDE: u32 = 21;
+/// [`SessionState`] of the tunnel at the last G-PDU (3 bits, its `u8` value).
+const S_SESSION: u32 = 23;
+/// Last QoS Flow Identifier seen in a PDU Session Container (6 bits, TS 38.415 §5.5.3),
+/// valid with `B_QFI`.
+const S_QFI: u32 = 26;
+
+/// Largest age (`last_ns - first_ns`) the narrow 48-bit field holds.
+const AGE_MAX: u64 = (1 << 48) - 1;
+
+fn tcp_state_code(s: TcpState) -> u32 {
+    match s {
+        TcpState::None => 0,
+        TcpState::SynSent => 1,
+        TcpState::SynReceived => 2,
+        TcpState::Established => 3,
+        TcpState::Closed => 4,
+    }
+}
+
+fn tcp_state_of(code: u32) -> TcpState {
+    match code {
+        1 => TcpState::SynSent,
+        2 => TcpState::SynReceived,
+        3 => TcpState::Established,
+        4 => TcpState::Closed,
+        _ => TcpState::None,
+    }
 }
 
 /// What the PFCP session table said about a tunnelled flow's TEID at its last G-PDU.
@@ -167,18 +250,194 @@ impl SessionState {
 }
 
 impl Flow {
+    #[inline]
+    fn field(&self, shift: u32, width: u32) -> u8 {
+        ((self.bits >> shift) & ((1 << width) - 1)) as u8
+    }
+
+    #[inline]
+    fn set_field(&mut self, shift: u32, width: u32, v: u32) {
+        let mask = ((1u32 << width) - 1) << shift;
+        self.bits = (self.bits & !mask) | ((v << shift) & mask);
+    }
+
+    #[inline]
+    fn set_bit(&mut self, bit: u32, on: bool) {
+        if on {
+            self.bits |= bit;
+        } else {
+            self.bits &= !bit;
+        }
+    }
+
+    #[inline]
+    fn class(&self) -> u8 {
+        self.field(S_CLASS, 3)
+    }
+
+    /// The flow's own wide counters, when it has outgrown the narrow ones.
+    #[inline]
+    fn wide(&self) -> Option<&Wide> {
+        if self.bits & B_WIDE == 0 {
+            return None;
+        }
+        self.side.as_ref().and_then(|s| s.wide.as_ref())
+    }
+
+    /// Whether the stored key equals `k` (what the hash index compares per probe).
+    #[inline]
+    fn matches(&self, k: &FlowKey) -> bool {
+        self.a == k.a
+            && self.b == k.b
+            && self.port_a == k.port_a
+            && self.port_b == k.port_b
+            && self.proto == k.proto
+            && (self.bits & KEY_FLAGS) as u8 == k.flags
+            && (k.flags & F_TUNNEL == 0 || self.side.as_ref().is_some_and(|s| s.tunnel == [k.tun_a, k.tun_b]))
+    }
+
+    /// The flow's canonical key.
+    pub fn key(&self) -> FlowKey {
+        let [tun_a, tun_b] = match &self.side {
+            Some(s) if self.bits & u32::from(F_TUNNEL) != 0 => s.tunnel,
+            _ => [[0; 16]; 2],
+        };
+        FlowKey {
+            a: self.a,
+            b: self.b,
+            tun_a,
+            tun_b,
+            port_a: self.port_a,
+            port_b: self.port_b,
+            proto: self.proto,
+            flags: (self.bits & KEY_FLAGS) as u8,
+        }
+    }
+
+    /// IP protocol number.
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
+
+    /// Whether the flow was seen inside a GTP-U tunnel.
+    pub fn is_tunnelled(&self) -> bool {
+        self.bits & u32::from(F_TUNNEL) != 0
+    }
+
+    /// Whether endpoint `a` of the key initiated the flow.
+    pub fn initiator_is_a(&self) -> bool {
+        self.bits & B_INIT_A != 0
+    }
+
+    /// First packet time, ns since the Unix epoch.
+    pub fn first_ns(&self) -> u64 {
+        match self.wide() {
+            Some(w) => w.first_ns,
+            None => self
+                .last_ns
+                .saturating_sub(u64::from(self.age_lo) | u64::from(self.age_hi) << 32),
+        }
+    }
+
+    /// Last packet time, ns since the Unix epoch.
+    pub fn last_ns(&self) -> u64 {
+        self.last_ns
+    }
+
+    /// Packets per direction.
+    pub fn packets(&self) -> [u64; 2] {
+        match self.wide() {
+            Some(w) => w.packets,
+            None => self.packets.map(u64::from),
+        }
+    }
+
+    /// Packets responder → initiator.
+    #[inline]
+    fn replies(&self) -> u64 {
+        match self.wide() {
+            Some(w) => w.packets[1],
+            None => u64::from(self.packets[1]),
+        }
+    }
+
+    /// Packets in both directions.
+    #[inline]
+    fn packets_total(&self) -> u64 {
+        match self.wide() {
+            Some(w) => w.packets[0].saturating_add(w.packets[1]),
+            None => u64::from(self.packets[0]) + u64::from(self.packets[1]),
+        }
+    }
+
+    /// Wire bytes per direction (IP length of the flow's packets; inner for tunnels).
+    pub fn bytes(&self) -> [u64; 2] {
+        match self.wide() {
+            Some(w) => w.bytes,
+            None => self.bytes.map(u64::from),
+        }
+    }
+
+    /// TCP flag counts (each wraps at 2^32 like the `u32` fields it is returned in).
+    pub fn tcp_flags(&self) -> TcpFlagCounts {
+        if self.proto != ipproto::TCP {
+            return TcpFlagCounts::default();
+        }
+        let total = self.packets_total();
+        match self.wide() {
+            Some(w) => TcpFlagCounts {
+                syn: w.syn as u32,
+                syn_ack: w.syn_ack as u32,
+                fin: w.fin as u32,
+                rst: w.rst as u32,
+                psh: w.psh as u32,
+                ack: total.saturating_sub(w.no_ack) as u32,
+                urg: w.urg as u32,
+            },
+            None => TcpFlagCounts {
+                syn: u32::from(self.syn),
+                syn_ack: u32::from(self.syn_ack),
+                fin: u32::from(self.fin),
+                rst: u32::from(self.rst),
+                psh: u32::from(self.psh),
+                ack: total.saturating_sub(u64::from(self.syn) + u64::from(self.bare)) as u32,
+                urg: u32::from(self.urg),
+            },
+        }
+    }
+
+    /// TCP state.
+    pub fn tcp_state(&self) -> TcpState {
+        tcp_state_of(u32::from(self.field(S_TCP_STATE, 3)))
+    }
+
+    /// Uplink TEID (allocated by the UPF), when tunnelled and an uplink G-PDU was seen.
+    pub fn ul_teid(&self) -> Option<u32> {
+        (self.bits & B_UL != 0).then_some(self.ul_teid)
+    }
+
+    /// Downlink TEID (allocated by the gNB), when tunnelled and a downlink G-PDU was seen.
+    pub fn dl_teid(&self) -> Option<u32> {
+        (self.bits & B_DL != 0).then_some(self.dl_teid)
+    }
+
+    /// Last QoS Flow Identifier seen in a PDU Session Container.
+    pub fn qfi(&self) -> Option<u8> {
+        (self.bits & B_QFI != 0).then_some(self.field(S_QFI, 6))
+    }
+
     /// The session of the flow's tunnel at its last G-PDU: the lookup state and, when the
     /// TEID has a session (`Known`, `UeMismatch`), the session's id and origin: the CP SEID
     /// (TS 29.244 §8.2.37, allocated by the SMF) of a PFCP session, or the requester's S11/S5
     /// control TEID (TS 29.274 §8.22, allocated by the MME or SGW) of a GTPv2-C one.
     pub fn session(&self) -> crate::session::TunnelSession {
         use crate::session::SessionOrigin;
-        let origin = if self.session_gtpc {
+        let origin = if self.bits & B_GTPC != 0 {
             SessionOrigin::Gtpv2c
         } else {
             SessionOrigin::Pfcp
         };
-        let (state, has_id) = match self.session_state {
+        let (state, has_id) = match self.field(S_SESSION, 3) {
             1 => (SessionState::Known, true),
             2 => (SessionState::Unknown, false),
             3 => (SessionState::Unmapped, false),
@@ -193,31 +452,41 @@ impl Flow {
 
     /// Record the session lookup of the flow's latest G-PDU.
     pub fn set_session(&mut self, s: crate::session::TunnelSession) {
-        self.session_state = s.state as u8;
+        self.set_field(S_SESSION, 3, u32::from(s.state as u8));
         if let Some((id, origin)) = s.id {
             self.cp_seid = id;
-            self.session_gtpc = origin == crate::session::SessionOrigin::Gtpv2c;
+            self.set_bit(B_GTPC, origin == crate::session::SessionOrigin::Gtpv2c);
         }
     }
 
     /// Standard deviation of the packet sizes (bytes).
     pub fn size_std_dev(&self) -> f64 {
-        self.size.std_dev(self.packets[0] + self.packets[1])
+        self.size.std_dev(self.packets_total())
     }
 
     /// Standard deviation of the inter-arrival times (seconds).
     pub fn iat_std_dev(&self) -> f64 {
-        self.iat.std_dev((self.packets[0] + self.packets[1]).saturating_sub(1))
+        self.iat.std_dev(self.packets_total().saturating_sub(1))
     }
 
     /// Initiator address and port (ICMP: port equivalent).
     pub fn initiator(&self) -> (std::net::IpAddr, u16) {
-        (self.key.ip(self.initiator_is_a), self.key.port(self.initiator_is_a))
+        self.endpoint(self.initiator_is_a())
     }
 
     /// Responder address and port (ICMP: port equivalent).
     pub fn responder(&self) -> (std::net::IpAddr, u16) {
-        (self.key.ip(!self.initiator_is_a), self.key.port(!self.initiator_is_a))
+        self.endpoint(!self.initiator_is_a())
+    }
+
+    /// Address and port of key endpoint `a` (`true`) or `b` (`false`).
+    fn endpoint(&self, a: bool) -> (std::net::IpAddr, u16) {
+        let v6 = self.bits & u32::from(F_V6) != 0;
+        if a {
+            (from_addr16(self.a, v6), self.port_a)
+        } else {
+            (from_addr16(self.b, v6), self.port_b)
+        }
     }
 
     /// For a tunnelled flow: (gNB, UPF, UE) addresses as learnt from the direction of its
@@ -230,17 +499,93 @@ impl Flow {
         Option<std::net::IpAddr>,
         Option<std::net::IpAddr>,
     ) {
-        let ue = match self.ue_side {
-            1 => Some(self.key.ip(true)),
-            2 => Some(self.key.ip(false)),
+        let ue = match self.field(S_UE_SIDE, 2) {
+            1 => Some(self.endpoint(true).0),
+            2 => Some(self.endpoint(false).0),
             _ => None,
         };
-        let (gnb, upf) = match (self.key.tunnel_endpoints(), self.gnb_side) {
+        let (gnb, upf) = match (self.key().tunnel_endpoints(), self.field(S_GNB_SIDE, 2)) {
             (Some((a, b)), 1) => (Some(a), Some(b)),
             (Some((a, b)), 2) => (Some(b), Some(a)),
             _ => (None, None),
         };
         (gnb, upf, ue)
+    }
+
+    /// Count one packet of `len` bytes in direction `dir` at `ts_ns` (TCP flags `tcp`, when
+    /// TCP) into the narrow counters; `false` (and nothing changed) when one of them could
+    /// overflow: a packet, byte or age counter that would, or, for TCP, any flag counter
+    /// already at its maximum (whatever this packet's flags; the wide counters are exact too).
+    #[inline(always)]
+    fn count_narrow(&mut self, dir: usize, len: u32, tcp: Option<u8>, ts_ns: u64) -> bool {
+        let last = self.last_ns.max(ts_ns);
+        let age = (u64::from(self.age_lo) | u64::from(self.age_hi) << 32) + (last - self.last_ns);
+        let full = self.packets[dir] == u32::MAX || self.bytes[dir] > u32::MAX - len || age > AGE_MAX;
+        let tcp_full = tcp.is_some()
+            && (self.syn == u16::MAX
+                || self.psh == u16::MAX
+                || self.syn_ack.max(self.fin).max(self.rst).max(self.urg).max(self.bare) == u8::MAX);
+        if full || tcp_full {
+            return false;
+        }
+        if let Some(fl) = tcp {
+            let syn = fl & tcpflags::SYN != 0;
+            let ack = fl & tcpflags::ACK != 0;
+            // No overflow: each counter is below its maximum (checked above).
+            self.syn += u16::from(syn && !ack);
+            self.syn_ack += u8::from(syn && ack);
+            self.fin += u8::from(fl & tcpflags::FIN != 0);
+            self.rst += u8::from(fl & tcpflags::RST != 0);
+            self.urg += u8::from(fl & tcpflags::URG != 0);
+            self.bare += u8::from(!syn && !ack);
+            self.psh += u16::from(fl & tcpflags::PSH != 0);
+        }
+        self.packets[dir] += 1;
+        self.bytes[dir] += len;
+        self.age_lo = age as u32;
+        self.age_hi = (age >> 32) as u16;
+        self.last_ns = last;
+        true
+    }
+
+    /// The narrow counters as wide ones.
+    fn widened(&self) -> Wide {
+        Wide {
+            first_ns: self.first_ns(),
+            packets: self.packets.map(u64::from),
+            bytes: self.bytes.map(u64::from),
+            syn: u64::from(self.syn),
+            syn_ack: u64::from(self.syn_ack),
+            fin: u64::from(self.fin),
+            rst: u64::from(self.rst),
+            psh: u64::from(self.psh),
+            urg: u64::from(self.urg),
+            no_ack: u64::from(self.syn) + u64::from(self.bare),
+        }
+    }
+
+    /// Count one packet into the wide counters (the flow has them: `B_WIDE`). Counters
+    /// saturate at 2^64 − 1, which no capture reaches.
+    #[cold]
+    fn count_wide(&mut self, dir: usize, len: u32, tcp: Option<u8>, ts_ns: u64) {
+        self.last_ns = self.last_ns.max(ts_ns);
+        let Some(w) = self.side.as_mut().and_then(|s| Arc::make_mut(s).wide.as_mut()) else {
+            return;
+        };
+        w.packets[dir] = w.packets[dir].saturating_add(1);
+        w.bytes[dir] = w.bytes[dir].saturating_add(u64::from(len));
+        if let Some(fl) = tcp {
+            let syn = fl & tcpflags::SYN != 0;
+            let ack = fl & tcpflags::ACK != 0;
+            let bump = |c: &mut u64, on: bool| *c = c.saturating_add(u64::from(on));
+            bump(&mut w.syn, syn && !ack);
+            bump(&mut w.syn_ack, syn && ack);
+            bump(&mut w.fin, fl & tcpflags::FIN != 0);
+            bump(&mut w.rst, fl & tcpflags::RST != 0);
+            bump(&mut w.psh, fl & tcpflags::PSH != 0);
+            bump(&mut w.urg, fl & tcpflags::URG != 0);
+            bump(&mut w.no_ack, !ack);
+        }
     }
 }
 
@@ -278,6 +623,7 @@ pub struct FlowTable {
     heads: [u32; CLASSES],
     tails: [u32; CLASSES],
     hasher: foldhash::fast::RandomState,
+    tunnels: TunnelTable,
     capacity: usize,
     timeouts: Timeouts,
     /// Flows created since start.
@@ -311,6 +657,7 @@ impl FlowTable {
             heads: [NIL; CLASSES],
             tails: [NIL; CLASSES],
             hasher: foldhash::fast::RandomState::default(),
+            tunnels: TunnelTable::new(),
             capacity,
             timeouts,
             created: 0,
@@ -334,6 +681,12 @@ impl FlowTable {
         self.capacity
     }
 
+    /// Number of distinct GTP-U tunnel endpoint pairs the table's flows share (each is
+    /// stored once, however many flows use it).
+    pub fn tunnel_pairs(&self) -> usize {
+        self.tunnels.len()
+    }
+
     /// The flow in `slot` (as returned in [`Update::slot`]).
     pub fn get(&self, slot: u32) -> Option<&Flow> {
         self.slab.get(slot as usize)
@@ -349,14 +702,14 @@ impl FlowTable {
         let h = self.hasher.hash_one(key);
         let slab = &self.slab;
         self.index
-            .find(h, |&i| slab[i as usize].key == *key)
+            .find(h, |&i| slab[i as usize].matches(key))
             .map(|&i| &slab[i as usize])
     }
 
     fn unlink(&mut self, i: u32) {
         let (prev, next, class) = {
             let f = &self.slab[i as usize];
-            (f.prev, f.next, usize::from(f.class))
+            (f.prev, f.next, usize::from(f.class()))
         };
         if prev == NIL {
             self.heads[class] = next;
@@ -377,7 +730,7 @@ impl FlowTable {
             let f = &mut self.slab[i as usize];
             f.prev = NIL;
             f.next = head;
-            f.class = class;
+            f.set_field(S_CLASS, 3, u32::from(class));
         }
         if head == NIL {
             self.tails[c] = i;
@@ -389,13 +742,16 @@ impl FlowTable {
 
     fn remove_slot(&mut self, i: u32, reason: EndReason, on_end: &mut impl FnMut(&Flow, EndReason)) {
         self.unlink(i);
-        let key = self.slab[i as usize].key;
+        let key = self.slab[i as usize].key();
         let h = self.hasher.hash_one(key);
         let slab = &self.slab;
-        if let Ok(e) = self.index.find_entry(h, |&j| slab[j as usize].key == key) {
+        if let Ok(e) = self.index.find_entry(h, |&j| slab[j as usize].matches(&key)) {
             e.remove();
         }
         on_end(&self.slab[i as usize], reason);
+        if let Some(side) = self.slab[i as usize].side.take() {
+            self.tunnels.release(side);
+        }
         self.free.push(i);
     }
 
@@ -437,6 +793,71 @@ impl FlowTable {
         }
     }
 
+    /// A new flow for `key` whose first packet is `p` (travelling a → b when `a_to_b`) at
+    /// `ts_ns`, with no packet counted yet.
+    fn new_flow(&mut self, p: &Packet, key: &FlowKey, a_to_b: bool, ts_ns: u64) -> Flow {
+        // A SYN-ACK opening a flow means its SYN was missed: the sender is the responder.
+        let syn_ack = p.tcp_flags & (tcpflags::SYN | tcpflags::ACK) == (tcpflags::SYN | tcpflags::ACK);
+        let initiator_is_a = if p.proto == ipproto::TCP && syn_ack {
+            !a_to_b
+        } else {
+            a_to_b
+        };
+        let side = key
+            .is_tunnelled()
+            .then(|| self.tunnels.intern([key.tun_a, key.tun_b], self.index.len()));
+        Flow {
+            size: Welford::default(),
+            iat: Welford::default(),
+            last_ns: ts_ns,
+            cp_seid: 0,
+            side,
+            a: key.a,
+            b: key.b,
+            packets: [0; 2],
+            bytes: [0; 2],
+            age_lo: 0,
+            ul_teid: 0,
+            dl_teid: 0,
+            prev: NIL,
+            next: NIL,
+            bits: u32::from(key.flags) & KEY_FLAGS
+                | if initiator_is_a { B_INIT_A } else { 0 }
+                | u32::from(C_OTHER) << S_CLASS,
+            port_a: key.port_a,
+            port_b: key.port_b,
+            age_hi: 0,
+            psh: 0,
+            proto: key.proto,
+            syn: 0,
+            syn_ack: 0,
+            fin: 0,
+            rst: 0,
+            urg: 0,
+            bare: 0,
+        }
+    }
+
+    /// Move the flow in `slot` to wide counters: its own [`Side`] holding a copy of its tunnel
+    /// endpoints, the shared one given back.
+    #[cold]
+    #[inline(never)]
+    fn widen(&mut self, slot: u32) {
+        let Some(f) = self.slab.get_mut(slot as usize) else {
+            return;
+        };
+        let wide = f.widened();
+        let tunnel = f.side.as_ref().map_or([[0; 16]; 2], |s| s.tunnel);
+        let old = f.side.replace(Arc::new(Side {
+            tunnel,
+            wide: Some(wide),
+        }));
+        f.bits |= B_WIDE;
+        if let Some(old) = old {
+            self.tunnels.release(old);
+        }
+    }
+
     /// Account packet `p` (key `key`, travelling a → b when `a_to_b`) at capture time
     /// `ts_ns` to its flow, creating the flow if needed (evicting the least recently seen
     /// flow when the table is full; `on_end` sees the evicted flow).
@@ -451,7 +872,7 @@ impl FlowTable {
         let h = self.hasher.hash_one(key);
         let found = {
             let slab = &self.slab;
-            self.index.find(h, |&i| slab[i as usize].key == *key).copied()
+            self.index.find(h, |&i| slab[i as usize].matches(key)).copied()
         };
         let (slot, new_flow) = match found {
             Some(i) => (i, false),
@@ -459,38 +880,7 @@ impl FlowTable {
                 if self.index.len() >= self.capacity {
                     self.evict_oldest(on_end);
                 }
-                // A SYN-ACK opening a flow means its SYN was missed: the sender is the responder.
-                let syn_ack = p.tcp_flags & (tcpflags::SYN | tcpflags::ACK) == (tcpflags::SYN | tcpflags::ACK);
-                let initiator_is_a = if p.proto == ipproto::TCP && syn_ack {
-                    !a_to_b
-                } else {
-                    a_to_b
-                };
-                let flow = Flow {
-                    key: *key,
-                    initiator_is_a,
-                    first_ns: ts_ns,
-                    last_ns: ts_ns,
-                    packets: [0; 2],
-                    bytes: [0; 2],
-                    tcp_flags: TcpFlagCounts::default(),
-                    tcp_state: TcpState::None,
-                    fin_dirs: 0,
-                    size: Welford::default(),
-                    iat: Welford::default(),
-                    ul_teid: None,
-                    dl_teid: None,
-                    qfi: None,
-                    init_outer: 0,
-                    ue_side: 0,
-                    gnb_side: 0,
-                    session_state: SessionState::None as u8,
-                    cp_seid: 0,
-                    session_gtpc: false,
-                    prev: NIL,
-                    next: NIL,
-                    class: C_OTHER,
-                };
+                let flow = self.new_flow(p, key, a_to_b, ts_ns);
                 let i = match self.free.pop() {
                     Some(i) => {
                         self.slab[i as usize] = flow;
@@ -503,7 +893,7 @@ impl FlowTable {
                 };
                 let (slab, hasher) = (&self.slab, &self.hasher);
                 self.index
-                    .insert_unique(h, i, |&j| hasher.hash_one(slab[j as usize].key));
+                    .insert_unique(h, i, |&j| hasher.hash_one(slab[j as usize].key()));
                 self.created += 1;
                 // Link into a list now so unlink below is uniform.
                 self.push_front(i, C_OTHER);
@@ -511,7 +901,7 @@ impl FlowTable {
             }
         };
         let f = &mut self.slab[slot as usize];
-        let from_initiator = a_to_b == f.initiator_is_a;
+        let from_initiator = a_to_b == f.initiator_is_a();
         let dir = usize::from(!from_initiator);
         // Which outer endpoint sent this packet (tunnels only). A genuine reply comes from the
         // other tunnel endpoint than the initiator's packets: a "reply" sent from the
@@ -523,27 +913,36 @@ impl FlowTable {
         };
         if new_flow {
             // The initiator's side: this packet's side if it is the initiator's, else the other.
-            f.init_outer = match outer_side {
+            let init_outer = match outer_side {
                 0 => 0,
                 s if from_initiator => s,
                 s => 3 - s,
             };
+            f.set_field(S_INIT_OUTER, 2, u32::from(init_outer));
         }
-        let forged_reply = !from_initiator && outer_side != 0 && outer_side == f.init_outer;
-        let first_reply = !from_initiator && !forged_reply && f.packets[1] == 0;
-        let seen = f.packets[0] + f.packets[1];
+        let init_outer = f.field(S_INIT_OUTER, 2);
+        let forged_reply = !from_initiator && outer_side != 0 && outer_side == init_outer;
+        let first_reply = !from_initiator && !forged_reply && f.replies() == 0;
+        let seen = f.packets_total();
         if !new_flow {
             // The gap before this packet is the `seen`-th inter-arrival sample.
             let gap = ts_ns.saturating_sub(f.last_ns);
             f.iat.push(gap as f64 * 1e-9, seen);
         }
-        f.last_ns = f.last_ns.max(ts_ns);
-        f.packets[dir] += 1;
-        f.bytes[dir] += u64::from(p.ip_len);
-        f.size.push(f64::from(p.ip_len), seen + 1);
+        let tcp = (p.proto == ipproto::TCP).then_some(p.tcp_flags);
+        let len = p.ip_len;
+        if f.bits & B_WIDE != 0 || !f.count_narrow(dir, len, tcp, ts_ns) {
+            if f.bits & B_WIDE == 0 {
+                self.widen(slot);
+            }
+            self.slab[slot as usize].count_wide(dir, len, tcp, ts_ns);
+        }
+        let f = &mut self.slab[slot as usize];
+        f.size.push(f64::from(p.ip_len), seen.saturating_add(1));
         if let Some(t) = &p.tunnel {
             if let Some(psc) = t.header.pdu_session {
-                f.qfi = Some(psc.qfi);
+                f.set_field(S_QFI, 6, u32::from(psc.qfi));
+                f.bits |= B_QFI;
             }
             // Uplink = towards the UPF. The PDU Session Container or the session table says
             // which way a packet goes (`Tunnel::uplink`); without either (4G S1-U with no
@@ -551,46 +950,30 @@ impl FlowTable {
             // flows.
             let uplink = t.uplink.unwrap_or(from_initiator);
             if uplink {
-                f.ul_teid = Some(t.header.teid);
+                f.ul_teid = t.header.teid;
+                f.bits |= B_UL;
                 // Uplink: the inner source is the UE, the outer source the gNB.
-                f.ue_side = if a_to_b { 1 } else { 2 };
-                f.gnb_side = outer_side;
+                f.set_field(S_UE_SIDE, 2, if a_to_b { 1 } else { 2 });
+                f.set_field(S_GNB_SIDE, 2, u32::from(outer_side));
             } else {
-                f.dl_teid = Some(t.header.teid);
+                f.dl_teid = t.header.teid;
+                f.bits |= B_DL;
             }
         }
         let mut established = false;
         if p.proto == ipproto::TCP {
             let fl = p.tcp_flags;
-            let c = &mut f.tcp_flags;
             let syn = fl & tcpflags::SYN != 0;
             let ack = fl & tcpflags::ACK != 0;
-            if syn && !ack {
-                c.syn += 1;
-            }
-            if syn && ack {
-                c.syn_ack += 1;
-            }
+            let mut fin_dirs = f.field(S_FIN_DIRS, 2);
             if fl & tcpflags::FIN != 0 {
-                c.fin += 1;
-                f.fin_dirs |= 1 << dir;
+                fin_dirs |= 1 << dir;
+                f.set_field(S_FIN_DIRS, 2, u32::from(fin_dirs));
             }
-            if fl & tcpflags::RST != 0 {
-                c.rst += 1;
-            }
-            if fl & tcpflags::PSH != 0 {
-                c.psh += 1;
-            }
-            if ack {
-                c.ack += 1;
-            }
-            if fl & tcpflags::URG != 0 {
-                c.urg += 1;
-            }
-            let before = f.tcp_state;
-            f.tcp_state = match before {
+            let before = f.tcp_state();
+            let after = match before {
                 _ if forged_reply => before,
-                _ if fl & tcpflags::RST != 0 || f.fin_dirs == 3 => TcpState::Closed,
+                _ if fl & tcpflags::RST != 0 || fin_dirs == 3 => TcpState::Closed,
                 TcpState::None if syn && !ack => TcpState::SynSent,
                 TcpState::None if syn && ack => TcpState::SynReceived,
                 TcpState::None => TcpState::Established,
@@ -598,9 +981,10 @@ impl FlowTable {
                 TcpState::SynReceived if ack && !syn && from_initiator => TcpState::Established,
                 s => s,
             };
-            established = before == TcpState::SynReceived && f.tcp_state == TcpState::Established;
+            f.set_field(S_TCP_STATE, 3, tcp_state_code(after));
+            established = before == TcpState::SynReceived && after == TcpState::Established;
         }
-        let class = class_of(p.proto, f.tcp_state);
+        let class = class_of(p.proto, f.tcp_state());
         self.unlink(slot);
         self.push_front(slot, class);
         Update {
@@ -665,8 +1049,8 @@ mod tests {
         assert!(u2.first_reply && !u2.from_initiator);
         assert!(u3.established);
         let f = t.get(u3.slot).unwrap();
-        assert_eq!(f.packets, [2, 1]);
-        assert_eq!(f.tcp_state, TcpState::Established);
+        assert_eq!(f.packets(), [2, 1]);
+        assert_eq!(f.tcp_state(), TcpState::Established);
         assert_eq!(f.initiator().0, "10.0.0.2".parse::<IpAddr>().unwrap());
         assert_eq!(f.iat.mean, 1.0);
         assert_eq!(t.len(), 1);
@@ -687,5 +1071,134 @@ mod tests {
         assert_eq!(t.len(), 1); // the flow last seen at 3 s is still within 30 s
         t.expire(34 * SEC, &mut |_, _| {});
         assert_eq!((t.len(), t.expired), (0, 2));
+    }
+
+    /// The entry size the flow-memory figures (BENCHMARKS.md) rest on: ≤ 144 bytes.
+    const _: () = assert!(std::mem::size_of::<Flow>() <= 144);
+
+    #[test]
+    fn entry_is_144_bytes() {
+        assert_eq!(std::mem::size_of::<Flow>(), 144);
+    }
+
+    fn gpdu(outer: (&str, &str), inner: (&str, u16, &str, u16), teid: u32, uplink: bool) -> Packet {
+        use crate::decode::gtpu::GtpuHeader;
+        let mut p = tcp(inner.0, inner.1, inner.2, inner.3, 0x10);
+        p.proto = 17;
+        p.tunnel = Some(crate::decode::Tunnel {
+            outer_src: outer.0.parse().unwrap(),
+            outer_dst: outer.1.parse().unwrap(),
+            outer_src_port: 2152,
+            outer_dst_port: 2152,
+            header: GtpuHeader {
+                message_type: 255,
+                length: 0,
+                teid,
+                sequence: None,
+                ext_headers: 0,
+                ext_types: 0,
+                pdu_session: None,
+                truncated: false,
+            },
+            uplink: Some(uplink),
+            session: None,
+        });
+        p
+    }
+
+    #[test]
+    fn tunnel_pairs_shared_and_released() {
+        let mut t = table(3);
+        let ul = |ue: &str, port| gpdu(("192.0.2.1", "192.0.2.2"), (ue, port, "8.8.8.8", 53), 7, true);
+        let u1 = feed(&mut t, ul("10.45.0.1", 1000), SEC);
+        feed(&mut t, ul("10.45.0.2", 1000), SEC);
+        let dl = gpdu(("192.0.2.2", "192.0.2.1"), ("8.8.8.8", 53, "10.45.0.1", 1000), 9, false);
+        let u3 = feed(&mut t, dl, 2 * SEC);
+        assert_eq!((t.len(), t.tunnel_pairs(), u3.slot), (2, 1, u1.slot));
+        let f = t.get(u1.slot).unwrap();
+        assert_eq!((f.ul_teid(), f.dl_teid(), f.packets()), (Some(7), Some(9), [1, 1]));
+        let (gnb, upf, ue) = f.gtp_roles();
+        assert_eq!(gnb, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(upf, Some("192.0.2.2".parse().unwrap()));
+        assert_eq!(ue, Some("10.45.0.1".parse().unwrap()));
+        let (k, _) = FlowKey::of_packet(&ul("10.45.0.1", 1000));
+        assert_eq!(f.key(), k);
+        // Another pair, then eviction at capacity 3 of both flows of the first pair.
+        let other = gpdu(("192.0.2.9", "192.0.2.2"), ("10.45.0.1", 1000, "8.8.8.8", 53), 7, true);
+        feed(&mut t, other, 3 * SEC);
+        assert_eq!((t.len(), t.tunnel_pairs()), (3, 2));
+        feed(&mut t, tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x02), 4 * SEC);
+        feed(&mut t, tcp("10.0.0.1", 3, "10.0.0.2", 2, 0x02), 5 * SEC);
+        assert_eq!((t.len(), t.evicted, t.tunnel_pairs()), (3, 2, 1));
+        t.drain(&mut |_, _| {});
+        assert_eq!((t.len(), t.tunnel_pairs()), (0, 0));
+        // Slots and pairs are reused.
+        let u = feed(&mut t, ul("10.45.0.3", 1), 6 * SEC);
+        assert!(u.slot < 4);
+        assert_eq!(t.tunnel_pairs(), 1);
+    }
+
+    /// Feed `n` packets of `p` (reversed every `reverse_every`-th) and compare every counter
+    /// with a plain 64-bit count.
+    fn check_counts(p: Packet, n: u64, step_ns: u64, wide: bool) {
+        let mut t = table(4);
+        let mut r = p;
+        std::mem::swap(&mut r.src, &mut r.dst);
+        std::mem::swap(&mut r.src_port, &mut r.dst_port);
+        let mut want = [0u64; 2];
+        let mut slot = 0;
+        for i in 0..n {
+            let (q, d) = if i % 3 == 2 { (r, 1) } else { (p, 0) };
+            slot = feed(&mut t, q, SEC + i * step_ns).slot;
+            want[d] += 1;
+        }
+        let f = t.get(slot).unwrap();
+        assert_eq!(f.bits & B_WIDE != 0, wide);
+        assert_eq!(f.packets(), want);
+        assert_eq!(f.bytes(), want.map(|x| x * u64::from(p.ip_len)));
+        assert_eq!((f.first_ns(), f.last_ns()), (SEC, SEC + (n - 1) * step_ns));
+        if p.proto == 6 {
+            let c = f.tcp_flags();
+            let all = (want[0] + want[1]) as u32;
+            let on = |bit: u8| if p.tcp_flags & bit != 0 { all } else { 0 };
+            assert_eq!((c.syn, c.ack, c.psh, c.fin), (on(0x02), on(0x10), on(0x08), 0));
+        }
+        let ended = std::cell::RefCell::new(Vec::new());
+        t.drain(&mut |f, _| ended.borrow_mut().push(f.packets()));
+        assert_eq!(ended.into_inner(), vec![want]);
+    }
+
+    #[test]
+    fn counters_exact_past_the_narrow_fields() {
+        // Narrow throughout.
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x18), 200, 1, false);
+        // 300 SYN-less, ACK-less packets (and 300 FINs): the 8-bit counters overflow.
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x08), 300, 1, true);
+        // 70 000 SYNs: the 16-bit SYN counter overflows.
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x02), 70_000, 1, true);
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x02), 60_000, 1, false);
+        // 70 000 PSH: the 16-bit counter overflows.
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x18), 70_000, 1, true);
+        // 5 GB in one direction: the 32-bit byte counter overflows.
+        let mut big = tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x10);
+        big.proto = 17;
+        big.ip_len = 65_535;
+        check_counts(big, 120_000, 1, true);
+        // Lifetime above 2^48 ns (3.3 days).
+        check_counts(tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x10), 3, 1 << 47, true);
+        // A tunnelled flow keeps its tunnel after widening, and gives the shared pair back.
+        let mut t = table(4);
+        let p = gpdu(("192.0.2.1", "192.0.2.2"), ("10.45.0.1", 1, "8.8.8.8", 53), 7, true);
+        let mut slot = 0;
+        for i in 0..3 {
+            slot = feed(&mut t, p, SEC + i * (1 << 47)).slot;
+        }
+        assert_eq!((t.len(), t.tunnel_pairs()), (1, 0));
+        let f = t.get(slot).unwrap();
+        assert_eq!((f.packets(), f.first_ns()), ([3, 0], SEC));
+        assert_eq!(f.key(), FlowKey::of_packet(&p).0);
+        assert_eq!(t.find(&FlowKey::of_packet(&p).0).map(|f| f.packets()), Some([3, 0]));
+        feed(&mut t, p, SEC + 3 * (1 << 47));
+        assert_eq!(t.len(), 1);
     }
 }
