@@ -58,9 +58,9 @@ enum Command {
     },
     /// Analyse capture files offline as fast as possible and print a summary.
     #[command(
-        after_help = "Exit status: 0 success; 1 error (configuration, an input that cannot be \
-        opened, the summary cannot be written); 2 a capture file is truncated or corrupt (everything \
-        before the damage was processed), or bad command-line usage; 3 alert records could not be \
+        after_help = "Exit status: 0 success; 1 error (configuration, an output that cannot be \
+        opened, the summary cannot be written); 2 a capture file cannot be opened or read, or is \
+        truncated or corrupt (everything before the damage was processed), or bad command-line usage; 3 alert or flow records could not be \
         written, e.g. disk full (takes precedence over 2)."
     )]
     Replay {
@@ -78,7 +78,7 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         flows: Option<PathBuf>,
         /// Flow worker threads (default: `pipeline.workers` of the config; 0 = one per CPU
-        /// core). Alerts, flow records and counters are the same for any number.
+        /// core). Alerts, flow records and counters are the same for any number of workers.
         #[arg(long, value_name = "N", value_parser = parse_workers)]
         workers: Option<usize>,
         /// Capture files (pcap or pcapng, recognised by content), processed in order.

@@ -200,3 +200,111 @@ fn a_lossy_pipeline_drops_whole_batches_and_counts_them_per_worker() {
         assert!(d <= p, "worker {w}: {d} dropped of {p} dispatched");
     }
 }
+
+/// Frames handed to one engine and to pipelines of 2, 3 and 7 workers: the counters must be
+/// equal (the pipeline's per-worker figures aside).
+fn frame((ts, data): &(u64, Vec<u8>)) -> fivewatch::capture::Frame<'_> {
+    fivewatch::capture::Frame {
+        ts_ns: *ts,
+        linktype: fivewatch::capture::LinkType::ETHERNET,
+        data: data.as_slice(),
+        wire_len: data.len() as u32,
+    }
+}
+
+fn same_counters(frames: &[(u64, Vec<u8>)]) -> fivewatch::pipeline::Stats {
+    use fivewatch::pipeline::workers::{self, PipelineOptions};
+    use fivewatch::pipeline::Engine;
+    let cfg = Config::default();
+    let mut e = Engine::new(&cfg, "test".into());
+    frames.iter().for_each(|f| e.process(&frame(f)));
+    e.finish();
+    let one = e.stats().clone();
+    for n in [2, 3, 7] {
+        let opts = PipelineOptions {
+            workers: n,
+            queue_batches: 2,
+            lossless: true,
+            flow_records: false,
+            sensor: "test".into(),
+            timing: None,
+        };
+        let ((), mut s) = workers::run(&cfg, &opts, &mut |_| {}, &mut |_| {}, |d| {
+            frames.iter().for_each(|f| d.process(&frame(f)))
+        })
+        .expect("threads start");
+        assert_eq!(
+            s.worker_packets.iter().sum::<u64>(),
+            one.packets - one.non_ip,
+            "{n} workers"
+        );
+        (s.worker_packets, s.worker_queue_drops, s.worker_control_drops) = (vec![], vec![], vec![]);
+        // Each worker holds ceil(capacity / N) flows (documented).
+        assert_eq!(s.flow_capacity, (one.flow_capacity).div_ceil(n as u64) * n as u64);
+        s.flow_capacity = one.flow_capacity;
+        assert_eq!(s, one, "{n} workers");
+    }
+    one
+}
+
+#[test]
+fn a_first_frame_stamped_zero_starts_every_replicas_learning_period() {
+    // One UDP frame at capture time 0, then G-PDUs without a session 61 s later: after the
+    // 60 s learning period (`session.learning_period_s`) their TEIDs are `unmapped` — on
+    // every worker, not only on the one that got the first frame.
+    let mut frames = vec![(
+        0u64,
+        common::frames::ether(common::frames::ipv4(
+            17,
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            &common::frames::udp(1000, 53, b"q"),
+        )),
+    )];
+    for i in 0..20u8 {
+        let inner = common::frames::ipv4(
+            17,
+            [10, 45, 0, i],
+            [8, 8, 8, 8],
+            &common::frames::udp(40000 + u16::from(i), 53, b"q"),
+        );
+        frames.push((
+            61_000_000_000 + u64::from(i),
+            common::frames::gtpu([192, 0, 2, 1], [192, 0, 2, 2], 7, None, inner),
+        ));
+    }
+    let s = same_counters(&frames);
+    assert_eq!(
+        s.gtpu_session_lookups,
+        [0, 0, 20, 0],
+        "known, unknown, unmapped, ue_mismatch"
+    );
+}
+
+#[test]
+fn junk_on_the_pfcp_port_is_counted_once_whatever_the_worker_count() {
+    // Datagrams from UDP port 8805 that are not PFCP (a version-0 header, a length beyond
+    // the datagram): each is one `pfcp` decode error and one malformed message of the
+    // session table, with 1 worker or 7 — the junk is not given to every replica.
+    let mut frames = Vec::new();
+    for i in 0..30u16 {
+        let junk: &[u8] = if i % 2 == 0 {
+            &[0x00, 0x01, 0x00, 0x04, 0, 0, 0, 0]
+        } else {
+            &[0x21, 0x01, 0xff, 0xff, 0, 0, 1, 0]
+        };
+        let ip = common::frames::ipv4(
+            17,
+            [10, 9, 0, (i % 200) as u8],
+            [10, 9, 1, 1],
+            &common::frames::udp(8805, 30000 + i, junk),
+        );
+        frames.push((
+            1_700_000_000_000_000_000 + u64::from(i) * 1000,
+            common::frames::ether(ip),
+        ));
+    }
+    let s = same_counters(&frames);
+    assert_eq!(s.sessions.malformed, 30, "{:?}", s.sessions);
+    assert_eq!(s.decode_errors_total(), 30);
+}

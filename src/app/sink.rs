@@ -148,7 +148,7 @@ impl AlertSink {
     pub fn open(file: Option<&Path>, stdout: bool) -> anyhow::Result<AlertSink> {
         let mut outs = Vec::new();
         if let Some(p) = file {
-            let f = open_append(p).with_context(|| format!("cannot open alert file {}", p.display()))?;
+            let f = open_append(p).with_context(|| format!("cannot open output file {}", p.display()))?;
             outs.push(LineOut::new(Target::File {
                 path: p.to_path_buf(),
                 file: f,

@@ -502,8 +502,11 @@ fn worker(
             break;
         }
     }
-    // End of input: the flows still open get their records.
-    back.drain();
+    // End of input: the flows still open get their records (like `Engine::finish`, only
+    // when records are wanted: otherwise the flows stay, and so does the flow gauge).
+    if back.flow_records {
+        back.drain();
+    }
     back.refresh(&mut stats);
     put(&board.workers[w], &stats);
     let mut out = OutBatch {
