@@ -32,7 +32,7 @@ enum Command {
         /// Replay this capture file (pcap or pcapng) at its recorded speed.
         #[arg(long, value_name = "FILE")]
         pcap: Option<PathBuf>,
-        /// Replay speed for --pcap: 1 = recorded speed, 10 = ten times faster (at least 0.001).
+        /// Replay speed for --pcap: 1 = recorded speed, 10 = ten times faster (0.001 to 1e6).
         #[arg(long, value_name = "FACTOR", value_parser = parse_speed)]
         speed: Option<f64>,
         /// Replay --pcap again from the start when it ends, until stopped.
@@ -103,15 +103,16 @@ fn parse_workers(s: &str) -> Result<usize, String> {
     }
 }
 
-/// `--speed`: a finite number of at least [`app::MIN_REPLAY_SPEED`].
+/// `--speed`: a finite number from [`app::MIN_REPLAY_SPEED`] to [`app::MAX_REPLAY_SPEED`].
 fn parse_speed(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("not a number: {s:?}"))?;
-    if v.is_finite() && v >= app::MIN_REPLAY_SPEED {
+    if v.is_finite() && (app::MIN_REPLAY_SPEED..=app::MAX_REPLAY_SPEED).contains(&v) {
         Ok(v)
     } else {
         Err(format!(
-            "must be a number of at least {} (1 = recorded speed), got {s}",
-            app::MIN_REPLAY_SPEED
+            "must be a number from {} to {} (1 = recorded speed), got {s}",
+            app::MIN_REPLAY_SPEED,
+            app::MAX_REPLAY_SPEED
         ))
     }
 }
@@ -279,6 +280,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.alerts.stdout = false;
             }
             cfg.validate(config.as_deref().unwrap_or(std::path::Path::new("<command line>")))?;
+            if !cfg.capture.interface.is_empty() && (speed.is_some() || replay_loop || linger.is_some()) {
+                tracing::warn!("--speed, --loop and --linger apply to --pcap only: ignored for a live interface");
+            }
             let source = if !cfg.capture.interface.is_empty() {
                 Source::Interface(cfg.capture.interface.clone())
             } else if !cfg.capture.pcap.is_empty() {

@@ -293,7 +293,8 @@ fn run_loop_of_a_file_without_packets_fails() {
 
 #[test]
 fn run_rejects_unusable_linger_and_speed() {
-    let cases: [(&str, &str); 7] = [
+    let cases: [(&str, &str); 8] = [
+        ("--speed", "2000000"),
         ("--linger", "inf"),
         ("--linger", "1e20"),
         ("--linger", "1e19"),

@@ -28,6 +28,9 @@ use crate::pipeline::{Engine, Stats, GTPU_MESSAGES, LINK_TYPES, TRANSPORTS};
 /// Slowest accepted replay speed of `run --pcap` (`--speed`, `capture.replay_speed`): at
 /// 0.001 one second of capture takes about 17 minutes.
 pub const MIN_REPLAY_SPEED: f64 = 0.001;
+
+/// Highest `--speed` / `capture.replay_speed`.
+pub const MAX_REPLAY_SPEED: f64 = 1e6;
 /// Longest accepted `run --linger`, seconds (about 115 days).
 pub const MAX_LINGER_S: f64 = 1e7;
 /// Alert records queued per sink of the daemon before records for that sink are dropped.

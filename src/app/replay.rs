@@ -283,8 +283,8 @@ impl ReplaySummary {
             s += "\n";
         }
         match self.decode_errors {
-            0 => s += "errors    none\n",
-            n => s += &format!("errors    {n}: {}\n", kv(&self.decode_errors_by_reason)),
+            0 => s += "errors    no decode errors\n",
+            n => s += &format!("errors    {n} decode errors: {}\n", kv(&self.decode_errors_by_reason)),
         }
         if self.timestamps_backwards > 0 {
             s += &format!(
