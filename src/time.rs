@@ -1,4 +1,12 @@
-//! Capture-time formatting.
+//! Capture-time formatting and the wall clock.
+
+/// The wall clock in ns since the Unix epoch (0 before 1970, saturating in 2554): the
+/// capture time of live frames without a kernel timestamp, and of ticks on a quiet link.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 
 /// EVE-style timestamp `2021-04-28T10:30:21.099510+0000` from ns since the Unix epoch.
 pub fn eve_timestamp(ns: u64) -> String {

@@ -14,7 +14,7 @@
 
 use super::{Frame, LinkType};
 use std::io;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
 mod ring;
@@ -578,11 +578,7 @@ fn linktype_for(arphrd: u16) -> Option<LinkType> {
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
+use crate::time::now_ns;
 
 fn open_pnet(interface: &str, promiscuous: bool) -> io::Result<Box<dyn pnet_datalink::DataLinkReceiver>> {
     let ni = pnet_datalink::interfaces()
@@ -661,6 +657,40 @@ mod sys {
         } else {
             Ok(r)
         }
+    }
+
+    /// Waits up to `timeout` (rounded up to whole ms) for `fd` to become readable (`poll(2)`
+    /// for `POLLIN`): `Ok(Some(revents))` when it is ready or reports a condition, `Ok(None)`
+    /// on time-out or a signal, the error of `poll` itself as `Err`.
+    pub fn poll_in(fd: &OwnedFd, timeout: Duration) -> io::Result<Option<libc::c_short>> {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
+        match cvt(unsafe { libc::poll(&mut pfd, 1, ms) }) {
+            Ok(0) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
+            Err(e) => Err(e),
+            Ok(_) => Ok(Some(pfd.revents)),
+        }
+    }
+
+    /// `getsockopt(fd, level, name)` into a zeroed `T`. Errors: the call's OS error.
+    ///
+    /// # Safety
+    /// `T` must be plain old data that the kernel fills for this option (every bit pattern,
+    /// all-zero included, is a valid `T`), e.g. `c_int`, `tpacket_stats`, `tpacket_stats_v3`.
+    pub unsafe fn get_opt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+        // SAFETY: the caller guarantees that all-zero is a valid `T`.
+        let mut val: T = unsafe { zeroed() };
+        let mut len = size_of::<T>() as libc::socklen_t;
+        // SAFETY: `val`/`len` describe a writable buffer of `size_of::<T>()` bytes, and any
+        // bytes the kernel writes there form a valid `T` (the caller's guarantee).
+        let r = unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, (&mut val as *mut T).cast(), &mut len) };
+        cvt(r).map(|_| val)
     }
 
     /// `setsockopt(fd, level, name, val)`.
@@ -839,18 +869,10 @@ mod sys {
             linktype: LinkType,
             f: &mut dyn FnMut(Frame<'_>),
         ) -> (usize, io::Result<()>) {
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = libc::c_int::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX);
-            // SAFETY: `pfd` is one valid pollfd for the duration of the call.
-            match cvt(unsafe { libc::poll(&mut pfd, 1, ms) }) {
-                Ok(0) => return (0, Ok(())),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return (0, Ok(())),
+            match poll_in(&self.fd, timeout) {
+                Ok(None) => return (0, Ok(())),
                 Err(e) => return (0, Err(e)),
-                Ok(_) => {}
+                Ok(Some(_)) => {}
             }
             let mut n = 0;
             for _ in 0..MAX_BATCH {
@@ -922,20 +944,11 @@ mod sys {
 
         /// Reads (and thereby resets) the kernel counters: `(packets incl. drops, drops)`.
         pub fn kernel_stats(&self) -> Option<(u64, u64)> {
-            // SAFETY: tpacket_stats is plain old data; all-zero is valid.
-            let mut st: libc::tpacket_stats = unsafe { zeroed() };
-            let mut len = size_of_val(&st) as libc::socklen_t;
-            // SAFETY: `st`/`len` describe a writable buffer of the right size.
-            let r = unsafe {
-                libc::getsockopt(
-                    self.fd.as_raw_fd(),
-                    libc::SOL_PACKET,
-                    libc::PACKET_STATISTICS,
-                    (&mut st as *mut libc::tpacket_stats).cast(),
-                    &mut len,
-                )
-            };
-            (r == 0).then(|| (u64::from(st.tp_packets), u64::from(st.tp_drops)))
+            // SAFETY: tpacket_stats is plain old data, what PACKET_STATISTICS fills on a
+            // TPACKET_V1 socket.
+            let st: libc::tpacket_stats =
+                unsafe { get_opt(&self.fd, libc::SOL_PACKET, libc::PACKET_STATISTICS) }.ok()?;
+            Some((u64::from(st.tp_packets), u64::from(st.tp_drops)))
         }
     }
 }

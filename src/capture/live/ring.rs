@@ -18,10 +18,10 @@
 //!   happen after an acquire load of `TP_STATUS_USER` and before the release store that
 //!   returns it, so neither side sees the other's half-written data.
 
-use super::sys::{bind_and_join, cvt, ifindex, set_opt, socket};
+use super::sys::{bind_and_join, get_opt, ifindex, poll_in, set_opt, socket};
 use super::{Frame, LinkType, LiveOptions, MAX_BATCH, RING_FRAME_SIZE};
 use std::io;
-use std::mem::{offset_of, size_of, zeroed};
+use std::mem::{offset_of, size_of};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -232,44 +232,25 @@ impl Ring {
     /// `Ok(false)` on time-out or a signal, the socket's pending error (e.g. `ENETDOWN` when
     /// the interface goes down or away) as `Err`.
     fn wait(&self, timeout: Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `pfd` is one valid pollfd for the duration of the call.
-        match cvt(unsafe { libc::poll(&mut pfd, 1, ms) }) {
-            Ok(0) => Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-            Err(e) => Err(e),
-            Ok(_) if pfd.revents & libc::POLLNVAL != 0 => Err(io::Error::from_raw_os_error(libc::EBADF)),
-            Ok(_) if pfd.revents & libc::POLLERR != 0 => match self.take_error() {
+        match poll_in(&self.fd, timeout)? {
+            None => Ok(false),
+            Some(r) if r & libc::POLLNVAL != 0 => Err(io::Error::from_raw_os_error(libc::EBADF)),
+            Some(r) if r & libc::POLLERR != 0 => match self.take_error() {
                 Some(e) => Err(e),
                 None => Ok(true),
             },
-            Ok(_) => Ok(true),
+            Some(_) => Ok(true),
         }
     }
 
     /// The socket's pending error (`SO_ERROR`, which also clears it).
     fn take_error(&self) -> Option<io::Error> {
-        let mut err: libc::c_int = 0;
-        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `err`/`len` describe a writable c_int.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut err as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Some(io::Error::last_os_error());
+        // SAFETY: SO_ERROR fills a c_int.
+        match unsafe { get_opt::<libc::c_int>(&self.fd, libc::SOL_SOCKET, libc::SO_ERROR) } {
+            Ok(0) => None,
+            Ok(err) => Some(io::Error::from_raw_os_error(err)),
+            Err(e) => Some(e),
         }
-        (err != 0).then(|| io::Error::from_raw_os_error(err))
     }
 
     /// Delivers up to `MAX_BATCH` frames from the ring, waiting up to `timeout` if none is
@@ -393,26 +374,15 @@ impl Ring {
     /// Reads (and thereby resets) the kernel counters of `tpacket_stats_v3`:
     /// `(packets incl. drops, drops, queue freezes)`.
     pub fn kernel_stats(&self) -> Option<(u64, u64, u64)> {
-        // SAFETY: tpacket_stats_v3 is plain old data; all-zero is valid.
-        let mut st: libc::tpacket_stats_v3 = unsafe { zeroed() };
-        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: `st`/`len` describe a writable buffer of the right size.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut st as *mut libc::tpacket_stats_v3).cast(),
-                &mut len,
-            )
-        };
-        (r == 0).then(|| {
-            (
-                u64::from(st.tp_packets),
-                u64::from(st.tp_drops),
-                u64::from(st.tp_freeze_q_cnt),
-            )
-        })
+        // SAFETY: tpacket_stats_v3 is plain old data, what PACKET_STATISTICS fills on a
+        // TPACKET_V3 socket.
+        let st: libc::tpacket_stats_v3 =
+            unsafe { get_opt(&self.fd, libc::SOL_PACKET, libc::PACKET_STATISTICS) }.ok()?;
+        Some((
+            u64::from(st.tp_packets),
+            u64::from(st.tp_drops),
+            u64::from(st.tp_freeze_q_cnt),
+        ))
     }
 }
 
