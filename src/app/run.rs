@@ -232,10 +232,7 @@ fn one_engine_capture(
                         // drive ticks, so open alerts still resolve. Replayed files keep their
                         // own capture time.
                         if live {
-                            let now = std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map_or(0, |d| d.as_nanos() as u64);
-                            engine.advance_to(now);
+                            engine.advance_to(crate::time::now_ns());
                         }
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -251,17 +248,7 @@ fn one_engine_capture(
             emit(&mut engine);
             sinks.extend(flow_sink);
             publish(&mut engine);
-            let s = engine.stats();
-            tracing::info!(
-                packets = s.packets,
-                bytes = s.bytes,
-                decode_errors = s.decode_errors_total(),
-                flows = s.flows_created,
-                syn_flood_alerts = s.alerts_of(AlertKind::SynFlood),
-                port_scan_alerts = s.alerts_of(AlertKind::PortScan),
-                alert_records = records,
-                "worker finished"
-            );
+            log_finished(engine.stats(), 1, records);
             sinks
         })?;
 
@@ -345,21 +332,26 @@ fn pipeline_capture(
     if let Ok(mut m) = metrics.lock() {
         m.publish(&s);
     }
+    log_finished(&s, popts.workers, records);
+    // The file writer is joined (flushed); standard output gets a bounded wait.
+    sinks.into_iter().chain(flow_sink).for_each(SinkQueue::close);
+    res
+}
+
+/// The end-of-run log line: what the engine or the workers processed.
+fn log_finished(s: &crate::pipeline::Stats, workers: usize, alert_records: u64) {
     tracing::info!(
-        workers = popts.workers,
+        workers,
         packets = s.packets,
         bytes = s.bytes,
         decode_errors = s.decode_errors_total(),
         flows = s.flows_created,
         syn_flood_alerts = s.alerts_of(AlertKind::SynFlood),
         port_scan_alerts = s.alerts_of(AlertKind::PortScan),
-        alert_records = records,
+        alert_records,
         worker_queue_drops = s.worker_queue_drops.iter().sum::<u64>(),
         "workers finished"
     );
-    // The file writer is joined (flushed); standard output gets a bounded wait.
-    sinks.into_iter().chain(flow_sink).for_each(SinkQueue::close);
-    res
 }
 
 fn linger(secs: Option<f64>, stop: &AtomicBool, hup_note: &AtomicBool) {
@@ -519,7 +511,7 @@ impl Frames for DispatchFrames<'_> {
 
     fn hand_over(&mut self, _live: bool) -> anyhow::Result<()> {
         self.pending = 0;
-        self.d.flush_now();
+        self.d.flush();
         self.chores();
         Ok(())
     }
@@ -528,10 +520,7 @@ impl Frames for DispatchFrames<'_> {
         if self.pending == 0 && self.live {
             // A quiet live link: the wall clock (which live timestamps follow) drives ticks,
             // so open alerts still resolve.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            self.d.advance_to(now);
+            self.d.advance_to(crate::time::now_ns());
         }
         self.chores();
     }

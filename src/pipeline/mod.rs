@@ -157,8 +157,9 @@ impl Stats {
 
     /// Add the counters of another stage of the same pipeline (see [`workers`]): sums of
     /// counters and gauges; the session table's figures are taken from `o` only when
-    /// `sessions` is set (every flow worker holds a replica of the same table), the time
-    /// figures and reassembly figures are kept from `self` unless unset.
+    /// `sessions` is set (every flow worker holds a replica of the same table); the
+    /// reassembly figures are `self`'s (call it on the decode stage's counters), the first
+    /// timestamp `self`'s unless unset, the last the later of both.
     pub fn add_worker(&mut self, o: &Stats, sessions: bool) {
         fn add<const N: usize>(a: &mut [u64; N], b: &[u64; N]) {
             a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
@@ -176,7 +177,7 @@ impl Stats {
             gtpu,
             gtpu_ext,
             timestamps_backwards,
-            reassembly,
+            reassembly: _, // Only the decode stage reassembles: `self`'s are the figures.
             inner_fragment_ports_hits,
             inner_fragment_ports_misses,
             sessions: o_sessions,
@@ -215,9 +216,6 @@ impl Stats {
         add(&mut self.gtpu, gtpu);
         add(&mut self.gtpu_ext, gtpu_ext);
         self.timestamps_backwards += timestamps_backwards;
-        if self.reassembly == ReassemblyStats::default() {
-            self.reassembly.clone_from(reassembly);
-        }
         self.inner_fragment_ports_hits += inner_fragment_ports_hits;
         self.inner_fragment_ports_misses += inner_fragment_ports_misses;
         if sessions {

@@ -216,8 +216,10 @@ impl Dispatcher {
     /// Send every worker its batch (also empty ones: they carry the sequence number the
     /// collector waits for). A lossy pipeline whose worker is behind drops that worker's
     /// packets but keeps its ticks and session-table messages for the next batch (at most
-    /// [`RETAINED_MAX`] of them; beyond, they are dropped too and counted).
-    fn flush(&mut self) {
+    /// [`RETAINED_MAX`] of them; beyond, they are dropped too and counted). Called when a
+    /// batch is full and at every tick; a live capture calls it at each of its batch
+    /// boundaries so that a quiet link's packets are not held back.
+    pub fn flush(&mut self) {
         for w in 0..self.txs.len() {
             let mut b = std::mem::take(&mut self.cur[w]);
             b.upto = self.seq;
@@ -269,8 +271,7 @@ impl Dispatcher {
     fn tick(&mut self, now_ns: u64) {
         self.front.expire(now_ns);
         self.clock.ticked(now_ns);
-        self.stats.reassembly = self.front.reassembly_stats().clone();
-        put(&self.board.front, &self.stats);
+        self.publish();
     }
 
     /// Decode one frame and hand it to its worker (control-plane messages to all).
@@ -371,11 +372,6 @@ impl Dispatcher {
     pub fn publish(&mut self) {
         self.stats.reassembly = self.front.reassembly_stats().clone();
         put(&self.board.front, &self.stats);
-    }
-
-    /// Hand every worker what is queued now (a live capture's batch boundary).
-    pub fn flush_now(&mut self) {
-        self.flush();
     }
 }
 
@@ -692,8 +688,7 @@ pub fn run<R>(
         };
         let r = source(&mut d);
         d.flush();
-        d.stats.reassembly = d.front.reassembly_stats().clone();
-        put(&board.front, &d.stats);
+        d.publish();
         drop(d); // Closes the worker queues: workers drain and stop, then the collector.
         if collector.join().is_err() {
             tracing::error!("detector thread panicked");

@@ -313,7 +313,8 @@ impl SessionTable {
 
     /// Whether [`SessionTable::on_gtpv2c`] could change the table (beyond its malformed
     /// counter and the learning period's start) for this UDP payload: its first message is
-    /// whole and its IEs summarize without error (see [`SessionTable::pfcp_may_change`]).
+    /// whole (header of TS 29.274 §5.1) and its IEs (§8) summarize without error (see
+    /// [`SessionTable::pfcp_may_change`]).
     pub fn gtpv2c_may_change(udp_payload: &[u8]) -> bool {
         match gtpv2c::messages(udp_payload).next() {
             Some(Ok(m)) => !m.truncated && gtpv2c::summarize(&m).error.is_none(),

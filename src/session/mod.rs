@@ -787,8 +787,9 @@ impl SessionTable {
 
     /// Whether [`SessionTable::on_pfcp`] could change the table (beyond its malformed counter
     /// and the learning period's start) for this UDP payload: its first message has a valid
-    /// header and IEs. The flow workers' session-table replicas get only such payloads (see
-    /// [`crate::pipeline::workers`]), so junk on the PFCP port is not copied to every worker.
+    /// header (TS 29.244 §7.2.2) and IEs that walk to their end (§8.1.1). The flow workers'
+    /// session-table replicas get only such payloads (see [`crate::pipeline::workers`]), so
+    /// junk on the PFCP port is not copied to every worker.
     pub fn pfcp_may_change(udp_payload: &[u8]) -> bool {
         pfcp::parse(udp_payload).is_ok_and(|(_, body)| pfcp::walk(body, &mut |_, _| {}).is_ok())
     }
