@@ -202,6 +202,24 @@ fn bench_session_lookup(c: &mut Criterion) {
     g.finish();
 }
 
+/// The frames of a loaded capture.
+fn frames_of(v: &[(u64, LinkType, Vec<u8>, u32)]) -> impl Iterator<Item = Frame<'_>> {
+    v.iter().map(|(ts, lt, data, wire)| Frame {
+        ts_ns: *ts,
+        linktype: *lt,
+        data,
+        wire_len: *wire,
+    })
+}
+
+/// One engine over `frames` from start to finish; the number of alert records.
+fn engine_run(cfg: &Config, frames: &[(u64, LinkType, Vec<u8>, u32)]) -> usize {
+    let mut e = Engine::new(cfg, "bench".into());
+    frames_of(frames).for_each(|f| e.process(&f));
+    e.finish();
+    e.take_records().count()
+}
+
 fn bench_engine(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");
     g.sample_size(10);
@@ -212,21 +230,8 @@ fn bench_engine(c: &mut Criterion) {
     ] {
         let frames = load(&format!("tests/data/{name}"));
         g.throughput(Throughput::Elements(frames.len() as u64));
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut e = Engine::new(&Config::default(), "bench".into());
-                for (ts, lt, data, wire) in &frames {
-                    e.process(&Frame {
-                        ts_ns: *ts,
-                        linktype: *lt,
-                        data,
-                        wire_len: *wire,
-                    });
-                }
-                e.finish();
-                black_box(e.take_records().count())
-            })
-        });
+        let cfg = Config::default();
+        g.bench_function(name, |b| b.iter(|| black_box(engine_run(&cfg, &frames))));
     }
     g.finish();
 }
@@ -250,21 +255,7 @@ fn bench_workers(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.sample_size(10);
     g.throughput(Throughput::Elements(frames.len() as u64));
-    g.bench_function("epc_x40/engine", |b| {
-        b.iter(|| {
-            let mut e = Engine::new(&cfg, "bench".into());
-            for (ts, lt, data, wire) in &frames {
-                e.process(&Frame {
-                    ts_ns: *ts,
-                    linktype: *lt,
-                    data,
-                    wire_len: *wire,
-                });
-            }
-            e.finish();
-            black_box(e.take_records().count())
-        })
-    });
+    g.bench_function("epc_x40/engine", |b| b.iter(|| black_box(engine_run(&cfg, &frames))));
     for n in [1usize, 2] {
         let opts = PipelineOptions {
             workers: n,
@@ -277,14 +268,7 @@ fn bench_workers(c: &mut Criterion) {
         g.bench_function(format!("epc_x40/workers_{n}"), |b| {
             b.iter(|| {
                 let (_, s) = workers::run(&cfg, &opts, &mut |_| {}, &mut |_| {}, |d| {
-                    for (ts, lt, data, wire) in &frames {
-                        d.process(&Frame {
-                            ts_ns: *ts,
-                            linktype: *lt,
-                            data,
-                            wire_len: *wire,
-                        });
-                    }
+                    frames_of(&frames).for_each(|f| d.process(&f))
                 })
                 .expect("threads start");
                 black_box(s.packets)

@@ -251,6 +251,13 @@ struct TestNet {
     outer: String,
 }
 
+impl TestNet {
+    /// The namespace-side end of the veth pair.
+    fn inner(&self) -> String {
+        self.outer.trim_end_matches('a').to_string() + "b"
+    }
+}
+
 impl Drop for TestNet {
     fn drop(&mut self) {
         let _ = ip(&self.ip, &["netns", "del", &self.ns]);
@@ -750,7 +757,7 @@ fn send_udp(dest: &str, port: u16, n: u64) {
 /// A permanent neighbour entry for `dest` on the root-side veth end (taking the link down
 /// flushes the one made by `setup_net`), so no ARP exchange can hold back the datagrams.
 fn pin_neighbour(net: &TestNet, dest: &str) {
-    let inner = net.outer.trim_end_matches('a').to_string() + "b";
+    let inner = net.inner();
     let link = ip(&net.ip, &["-n", &net.ns, "-o", "link", "show", &inner]).unwrap_or_else(|e| panic!("{e}"));
     let mac = link
         .split_whitespace()
@@ -1291,8 +1298,18 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Root, `ip` and the network lock, or a skip (a failure under CI=true).
-fn ring_test_setup(test: &str) -> Option<(PathBuf, std::sync::MutexGuard<'static, ()>)> {
+/// A veth pair for a ring test: the root-side end `net.outer`, the namespace side `inner`
+/// (MAC `src_mac`) in subnet `x`, and the network lock held while it exists.
+struct RingNet {
+    net: TestNet,
+    x: u8,
+    inner: String,
+    src_mac: [u8; 6],
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Root, `ip`, the network lock and a fresh veth pair, or a skip (a failure under CI=true).
+fn ring_test_setup(test: &str) -> Option<RingNet> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         skip(test, "needs root (network namespace, veth, AF_PACKET ring capture)");
@@ -1304,7 +1321,17 @@ fn ring_test_setup(test: &str) -> Option<(PathBuf, std::sync::MutexGuard<'static
     };
     let lock = net_lock();
     remove_stale_namespaces(&ip_bin);
-    Some((ip_bin, lock))
+    let x = pick_subnet(&ip_bin);
+    let (net, _dest) = setup_net(&ip_bin, x);
+    let inner = net.inner();
+    let src_mac = ns_mac(&ip_bin, &net.ns, &inner);
+    Some(RingNet {
+        net,
+        x,
+        inner,
+        src_mac,
+        _lock: lock,
+    })
 }
 
 /// The ring backend on the root-side end of a veth pair captures every frame sent from the
@@ -1315,13 +1342,17 @@ fn ring_test_setup(test: &str) -> Option<(PathBuf, std::sync::MutexGuard<'static
 fn ring_captures_veth_frames_exactly() {
     const TEST: &str = "ring_captures_veth_frames_exactly";
     const VLAN: u16 = 0x2000 | 123; // priority 1, VLAN id 123
-    let Some((ip_bin, _lock)) = ring_test_setup(TEST) else {
+                                    // `_lock` first: locals drop in reverse order, so the namespace goes before the lock.
+    let Some(RingNet {
+        _lock,
+        net,
+        x,
+        inner,
+        src_mac,
+    }) = ring_test_setup(TEST)
+    else {
         return;
     };
-    let x = pick_subnet(&ip_bin);
-    let (net, _dest) = setup_net(&ip_bin, x);
-    let inner = net.outer.trim_end_matches('a').to_string() + "b";
-    let src_mac = ns_mac(&ip_bin, &net.ns, &inner);
     // Small blocks and a short timeout: frames spread over many blocks, ring wrap-around.
     let opts = LiveOptions {
         backend: LiveBackend::Ring,
@@ -1410,13 +1441,17 @@ fn ring_captures_veth_frames_exactly() {
 fn ring_fanout_group_splits_frames_exactly_once() {
     const TEST: &str = "ring_fanout_group_splits_frames_exactly_once";
     const FLOWS: u32 = 400;
-    let Some((ip_bin, _lock)) = ring_test_setup(TEST) else {
+    // `_lock` first: locals drop in reverse order, so the namespace goes before the lock.
+    let Some(RingNet {
+        _lock,
+        net,
+        x,
+        inner,
+        src_mac,
+    }) = ring_test_setup(TEST)
+    else {
         return;
     };
-    let x = pick_subnet(&ip_bin);
-    let (net, _dest) = setup_net(&ip_bin, x);
-    let inner = net.outer.trim_end_matches('a').to_string() + "b";
-    let src_mac = ns_mac(&ip_bin, &net.ns, &inner);
     // Fanout groups are per network namespace; the pid keeps concurrent runs apart.
     let group = 0x8000 | (std::process::id() & 0x7fff) as u16;
     let opts = LiveOptions {
@@ -1472,13 +1507,17 @@ fn ring_fanout_group_splits_frames_exactly_once() {
 fn ring_overflow_is_counted() {
     const TEST: &str = "ring_overflow_is_counted";
     const SENT: u32 = 1000;
-    let Some((ip_bin, _lock)) = ring_test_setup(TEST) else {
+    // `_lock` first: locals drop in reverse order, so the namespace goes before the lock.
+    let Some(RingNet {
+        _lock,
+        net,
+        x: _,
+        inner,
+        src_mac,
+    }) = ring_test_setup(TEST)
+    else {
         return;
     };
-    let x = pick_subnet(&ip_bin);
-    let (net, _dest) = setup_net(&ip_bin, x);
-    let inner = net.outer.trim_end_matches('a').to_string() + "b";
-    let src_mac = ns_mac(&ip_bin, &net.ns, &inner);
     let opts = LiveOptions {
         backend: LiveBackend::Ring,
         ring: fivewatch::capture::live::RingConfig {

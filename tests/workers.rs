@@ -13,6 +13,18 @@ use fivewatch::app::{self, AlertSink};
 use fivewatch::config::Config;
 use serde_json::Value;
 
+/// Pipeline options of the tests: no flow records, no timing.
+fn options(workers: usize, queue_batches: usize, lossless: bool) -> fivewatch::pipeline::workers::PipelineOptions {
+    fivewatch::pipeline::workers::PipelineOptions {
+        workers,
+        queue_batches,
+        lossless,
+        flow_records: false,
+        sensor: "test".into(),
+        timing: None,
+    }
+}
+
 /// Alert lines, sorted flow lines and the summary (without wall-clock figures) of a replay
 /// of `paths` with `workers` flow workers.
 fn replay(paths: &[PathBuf], workers: usize) -> (String, Vec<String>, Value) {
@@ -108,16 +120,9 @@ fn one_base_stations_tunnels_spread_over_workers() {
     // address pair), so a hash of the outer addresses would pin them all to one worker; the
     // inner 5-tuple spreads the UEs' flows. Checked through the pipeline's own counters.
     use fivewatch::capture::FileSource;
-    use fivewatch::pipeline::workers::{self, PipelineOptions};
+    use fivewatch::pipeline::workers;
     let cfg = Config::default();
-    let opts = PipelineOptions {
-        workers: 2,
-        queue_batches: 4,
-        lossless: true,
-        flow_records: false,
-        sensor: "test".into(),
-        timing: None,
-    };
+    let opts = options(2, 4, true);
     let path = common::capture("epc-srsenb-gtpu-user-traffic-gtpv2c.pcapng");
     let (frames, stats) = workers::run(&cfg, &opts, &mut |_| {}, &mut |_| {}, |d| {
         let mut n = 0u64;
@@ -157,19 +162,12 @@ fn a_lossy_pipeline_drops_whole_batches_and_counts_them_per_worker() {
     // their packets counted against their worker. What was dispatched = what the workers
     // were given (processed or dropped); nothing is lost silently and nothing blocks.
     use fivewatch::capture::Frame;
-    use fivewatch::pipeline::workers::{self, PipelineOptions};
+    use fivewatch::pipeline::workers;
     let frames = common::frames(&common::capture("syn-flood-spoofed-sources.pcap"));
     let (first, last) = (frames[0].ts_ns, frames[frames.len() - 1].ts_ns);
     let span = last - first + 1_000_000_000;
     let cfg = Config::default();
-    let opts = PipelineOptions {
-        workers: 2,
-        queue_batches: 1,
-        lossless: false,
-        flow_records: false,
-        sensor: "test".into(),
-        timing: None,
-    };
+    let opts = options(2, 1, false);
     const REPEAT: u64 = 20;
     let ((), stats) = workers::run(&cfg, &opts, &mut |_| {}, &mut |_| {}, |d| {
         for k in 0..REPEAT {
@@ -213,7 +211,7 @@ fn frame((ts, data): &(u64, Vec<u8>)) -> fivewatch::capture::Frame<'_> {
 }
 
 fn same_counters(frames: &[(u64, Vec<u8>)]) -> fivewatch::pipeline::Stats {
-    use fivewatch::pipeline::workers::{self, PipelineOptions};
+    use fivewatch::pipeline::workers;
     use fivewatch::pipeline::Engine;
     let cfg = Config::default();
     let mut e = Engine::new(&cfg, "test".into());
@@ -221,14 +219,7 @@ fn same_counters(frames: &[(u64, Vec<u8>)]) -> fivewatch::pipeline::Stats {
     e.finish();
     let one = e.stats().clone();
     for n in [2, 3, 7] {
-        let opts = PipelineOptions {
-            workers: n,
-            queue_batches: 2,
-            lossless: true,
-            flow_records: false,
-            sensor: "test".into(),
-            timing: None,
-        };
+        let opts = options(n, 2, true);
         let ((), mut s) = workers::run(&cfg, &opts, &mut |_| {}, &mut |_| {}, |d| {
             frames.iter().for_each(|f| d.process(&frame(f)))
         })
