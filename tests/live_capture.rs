@@ -1299,7 +1299,8 @@ fn now_ns() -> u64 {
 }
 
 /// A veth pair for a ring test: the root-side end `net.outer`, the namespace side `inner`
-/// (MAC `src_mac`) in subnet `x`, and the network lock held while it exists.
+/// (MAC `src_mac`) in subnet `x`, and the network lock held while it exists (fields drop in
+/// order: the namespace goes first).
 struct RingNet {
     net: TestNet,
     x: u8,
@@ -1342,17 +1343,10 @@ fn ring_test_setup(test: &str) -> Option<RingNet> {
 fn ring_captures_veth_frames_exactly() {
     const TEST: &str = "ring_captures_veth_frames_exactly";
     const VLAN: u16 = 0x2000 | 123; // priority 1, VLAN id 123
-                                    // `_lock` first: locals drop in reverse order, so the namespace goes before the lock.
-    let Some(RingNet {
-        _lock,
-        net,
-        x,
-        inner,
-        src_mac,
-    }) = ring_test_setup(TEST)
-    else {
+    let Some(rn) = ring_test_setup(TEST) else {
         return;
     };
+    let (net, x, inner, src_mac) = (&rn.net, rn.x, rn.inner.as_str(), rn.src_mac);
     // Small blocks and a short timeout: frames spread over many blocks, ring wrap-around.
     let opts = LiveOptions {
         backend: LiveBackend::Ring,
@@ -1380,7 +1374,7 @@ fn ring_captures_veth_frames_exactly() {
     // ring) with reads in between: 700 frames wrap around the ring about twice.
     let mut seen = Vec::new();
     for burst in frames.chunks(100) {
-        send_in_netns(&net.ns, &inner, burst.iter().map(|f| f.bytes.clone()).collect());
+        send_in_netns(&net.ns, inner, burst.iter().map(|f| f.bytes.clone()).collect());
         seen.extend(drain(std::slice::from_mut(&mut src), burst.len()).remove(0));
     }
     let t1 = now_ns();
@@ -1431,7 +1425,7 @@ fn ring_captures_veth_frames_exactly() {
     assert!(st.kernel_packets >= frames.len() as u64, "{st:?}");
     assert_eq!((st.kernel_drops, st.freeze_queue), (0, 0), "{st:?}");
     drop(src);
-    drop(net);
+    drop(rn); // The namespace goes before the network lock is released.
 }
 
 /// Two ring sources in one `PACKET_FANOUT` group (hash mode) on the same interface together
@@ -1441,17 +1435,10 @@ fn ring_captures_veth_frames_exactly() {
 fn ring_fanout_group_splits_frames_exactly_once() {
     const TEST: &str = "ring_fanout_group_splits_frames_exactly_once";
     const FLOWS: u32 = 400;
-    // `_lock` first: locals drop in reverse order, so the namespace goes before the lock.
-    let Some(RingNet {
-        _lock,
-        net,
-        x,
-        inner,
-        src_mac,
-    }) = ring_test_setup(TEST)
-    else {
+    let Some(rn) = ring_test_setup(TEST) else {
         return;
     };
+    let (net, x, inner, src_mac) = (&rn.net, rn.x, rn.inner.as_str(), rn.src_mac);
     // Fanout groups are per network namespace; the pid keeps concurrent runs apart.
     let group = 0x8000 | (std::process::id() & 0x7fff) as u16;
     let opts = LiveOptions {
@@ -1483,7 +1470,7 @@ fn ring_fanout_group_splits_frames_exactly_once() {
     let frames: Vec<TestFrame> = (0..FLOWS)
         .map(|i| udp_frame(src_mac, x, 20000 + i as u16, 2152, i, None))
         .collect();
-    send_in_netns(&net.ns, &inner, frames.iter().map(|f| f.bytes.clone()).collect());
+    send_in_netns(&net.ns, inner, frames.iter().map(|f| f.bytes.clone()).collect());
     let mut sources = [a, b];
     let seen = drain(&mut sources, frames.len());
     let (na, nb) = (seen[0].len(), seen[1].len());
@@ -1498,7 +1485,7 @@ fn ring_fanout_group_splits_frames_exactly_once() {
         assert!(st.supported && st.kernel_drops == 0, "{st:?}");
     }
     drop(sources);
-    drop(net);
+    drop(rn); // The namespace goes before the network lock is released.
 }
 
 /// A ring too small for a burst that is not read meanwhile: the kernel drops what does not
@@ -1507,17 +1494,10 @@ fn ring_fanout_group_splits_frames_exactly_once() {
 fn ring_overflow_is_counted() {
     const TEST: &str = "ring_overflow_is_counted";
     const SENT: u32 = 1000;
-    // `_lock` first: locals drop in reverse order, so the namespace goes before the lock.
-    let Some(RingNet {
-        _lock,
-        net,
-        x: _,
-        inner,
-        src_mac,
-    }) = ring_test_setup(TEST)
-    else {
+    let Some(rn) = ring_test_setup(TEST) else {
         return;
     };
+    let (net, inner, src_mac) = (&rn.net, rn.inner.as_str(), rn.src_mac);
     let opts = LiveOptions {
         backend: LiveBackend::Ring,
         ring: fivewatch::capture::live::RingConfig {
@@ -1530,7 +1510,7 @@ fn ring_overflow_is_counted() {
     let mut src = LiveSource::open_with(&net.outer, &opts).unwrap_or_else(|e| panic!("{e}"));
     // 1000 frames of 1514 bytes: about 1.6 MB against a 128 KiB ring nobody reads.
     let frames: Vec<Vec<u8>> = (0..SENT).map(|i| raw_frame(src_mac, i, 1514).bytes).collect();
-    send_in_netns(&net.ns, &inner, frames);
+    send_in_netns(&net.ns, inner, frames);
     let captured = drain(std::slice::from_mut(&mut src), SENT as usize).remove(0).len() as u64;
     let st = src.stats();
     eprintln!("{TEST}: captured {captured} of {SENT}; kernel stats {st:?}");
@@ -1542,5 +1522,5 @@ fn ring_overflow_is_counted() {
     );
     assert!(st.kernel_packets >= u64::from(SENT), "{st:?}");
     drop(src);
-    drop(net);
+    drop(rn); // The namespace goes before the network lock is released.
 }
