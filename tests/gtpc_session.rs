@@ -60,9 +60,15 @@ fn replay_epc(with_pfcp: bool) -> (SessionTable, GpduCount, Vec<SessionOrigin>) 
             Item::Pfcp { src, dst, payload, ts } => {
                 if with_pfcp {
                     t.on_pfcp(src, dst, &payload, ts).expect("PFCP decodes");
+                    t.check_tunnel_info()
+                        .expect("tunnel index entries follow their sessions");
                 }
             }
-            Item::Gtpc { src, dst, payload, ts } => t.on_gtpv2c(src, dst, &payload, ts).expect("GTPv2-C decodes"),
+            Item::Gtpc { src, dst, payload, ts } => {
+                t.on_gtpv2c(src, dst, &payload, ts).expect("GTPv2-C decodes");
+                t.check_tunnel_info()
+                    .expect("tunnel index entries follow their sessions");
+            }
             Item::Gpdu { pkt, ts } => {
                 let tun = pkt.tunnel.expect("tunnel");
                 let (dst, teid) = (tun.outer_dst, tun.header.teid);
@@ -170,6 +176,8 @@ fn epc_gtpv2c_session_fields() {
                 break;
             }
             t.on_gtpv2c(src, dst, &payload, ts).expect("decodes");
+            t.check_tunnel_info()
+                .expect("tunnel index entries follow their sessions");
         }
     }
     assert_eq!(t.len(), 1);
@@ -223,6 +231,8 @@ fn create_then_delete_session_capture() {
     assert_eq!(msgs.len(), 4);
     for (src, dst, payload, ts) in &msgs[..2] {
         t.on_gtpv2c(*src, *dst, payload, *ts).expect("decodes");
+        t.check_tunnel_info()
+            .expect("tunnel index entries follow their sessions");
     }
     let s = t.sessions().next().expect("established");
     assert!(s.established);
@@ -248,6 +258,8 @@ fn create_then_delete_session_capture() {
     assert_eq!(t.gtpc_peer_restart_counter(ip("10.102.0.2")), Some(1));
     for (src, dst, payload, ts) in &msgs[2..] {
         t.on_gtpv2c(*src, *dst, payload, *ts).expect("decodes");
+        t.check_tunnel_info()
+            .expect("tunnel index entries follow their sessions");
     }
     assert!(t.is_empty());
     let st = t.stats();

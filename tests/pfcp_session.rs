@@ -181,6 +181,8 @@ fn check_against_tshark(name: &str) {
     let mut t = SessionTable::new(SessionConfig::default());
     for (src, dst, payload, ts) in pfcp_payloads(name) {
         let _ = t.on_pfcp(src, dst, &payload, ts);
+        t.check_tunnel_info()
+            .expect("tunnel index entries follow their sessions");
     }
     let s = t.stats();
     for (k, n) in &by_type {
@@ -210,6 +212,8 @@ fn sa_capture_session_table_state() {
     for (src, dst, payload, ts) in pfcp_payloads(SA) {
         t.on_pfcp(src, dst, &payload, ts)
             .expect("every PFCP message of the capture decodes");
+        t.check_tunnel_info()
+            .expect("tunnel index entries follow their sessions");
     }
     let s = t.stats();
     // tshark: 23 Session Establishment Request/Response pairs (SEIDs 1..=23) and 20
@@ -306,7 +310,11 @@ fn sa_capture_every_gpdu_maps_to_its_ue() {
     let mut gpdus = 0;
     for item in items(SA) {
         match item {
-            Item::Pfcp { src, dst, payload, ts } => t.on_pfcp(src, dst, &payload, ts).expect("decodes"),
+            Item::Pfcp { src, dst, payload, ts } => {
+                t.on_pfcp(src, dst, &payload, ts).expect("decodes");
+                t.check_tunnel_info()
+                    .expect("tunnel index entries follow their sessions");
+            }
             Item::Gtpc { .. } => unreachable!("the 5G SA capture carries no GTPv2-C"),
             Item::Gpdu { pkt, ts } => {
                 gpdus += 1;

@@ -32,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
     {
         let ts = 1_700_000_000_000_000_000 + i as u64 * 1_000_000;
         let _ = table.on_gtpv2c(src, dst, d, ts);
+        if let Err(e) = table.check_tunnel_info() {
+            panic!("{e}");
+        }
         let _ = table.lookup_teid(sgw, 1, ts);
     }
     for m in gtpv2c::messages(data).flatten() {

@@ -51,6 +51,9 @@ fuzz_target!(|data: &[u8]| {
         let (src, dst) = if response != (i % 4 == 0) { (up, cp) } else { (cp, up) };
         table.note_packet(ts);
         let _ = table.on_pfcp(src, dst, msg, ts);
+        if let Err(e) = table.check_tunnel_info() {
+            panic!("{e}");
+        }
         let teid = msg.get(..4).map_or(1, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         let _ = table.lookup_teid(up, teid, ts);
         let _ = table.lookup_ue(IpAddr::V4(Ipv4Addr::new(10, 45, 0, (i % 16) as u8)));

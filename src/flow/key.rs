@@ -16,9 +16,17 @@ pub type Addr16 = [u8; 16];
 /// Convert an address to its 16-byte form.
 #[inline]
 pub fn addr16(ip: IpAddr) -> Addr16 {
+    addr_bits(ip).to_be_bytes()
+}
+
+/// The 16-byte form as one big-endian number: comparing two of these compares the byte
+/// arrays. Built in registers (building the array byte by byte and reading it back as
+/// words for the comparison stalled on every packet).
+#[inline]
+fn addr_bits(ip: IpAddr) -> u128 {
     match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
+        IpAddr::V4(v4) => 0xFFFF_u128 << 32 | u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
     }
 }
 
@@ -142,10 +150,11 @@ impl FlowKey {
     #[inline]
     pub fn of_packet(p: &Packet) -> (FlowKey, bool) {
         let (sp, dp) = packet_ports(p);
-        let s = addr16(p.src);
-        let d = addr16(p.dst);
+        let s = addr_bits(p.src);
+        let d = addr_bits(p.dst);
         let a_to_b = (s, sp) <= (d, dp);
         let (a, b, port_a, port_b) = if a_to_b { (s, d, sp, dp) } else { (d, s, dp, sp) };
+        let (a, b) = (a.to_be_bytes(), b.to_be_bytes());
         let mut flags = if p.src.is_ipv6() { F_V6 } else { 0 };
         let (mut tun_a, mut tun_b) = ([0u8; 16], [0u8; 16]);
         if let Some(t) = &p.tunnel {
@@ -153,8 +162,9 @@ impl FlowKey {
             if t.outer_src.is_ipv6() {
                 flags |= F_OUTER_V6;
             }
-            let (x, y) = (addr16(t.outer_src), addr16(t.outer_dst));
-            (tun_a, tun_b) = if x <= y { (x, y) } else { (y, x) };
+            let (x, y) = (addr_bits(t.outer_src), addr_bits(t.outer_dst));
+            let (x, y) = if x <= y { (x, y) } else { (y, x) };
+            (tun_a, tun_b) = (x.to_be_bytes(), y.to_be_bytes());
         }
         (
             FlowKey {

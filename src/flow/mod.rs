@@ -1,5 +1,6 @@
 //! Flows: canonical keys, per-flow statistics and the bounded flow table.
 
+pub(crate) mod index;
 pub mod key;
 pub mod record;
 pub mod stats;
@@ -9,4 +10,4 @@ mod tunnel;
 pub use key::{community_id, FlowKey};
 pub use record::FlowRecord;
 pub use stats::Welford;
-pub use table::{EndReason, Flow, FlowTable, TcpState, Timeouts};
+pub use table::{EndReason, Flow, FlowHasher, FlowTable, TcpState, Timeouts};

@@ -12,8 +12,7 @@
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hashbrown::HashTable;
-
+use super::index::{self, FlowIndex};
 use super::key::{from_addr16, Addr16, FlowKey, F_TUNNEL, F_V6};
 use super::stats::Welford;
 use super::tunnel::{Side, TunnelTable, Wide};
@@ -615,14 +614,19 @@ pub struct Update {
     pub established: bool,
 }
 
+/// The flow table's key hasher: seeded at random when made, so that an attacker cannot
+/// choose keys that collide. Clones hash alike, which lets the pipeline's dispatcher hash a
+/// packet's key once for both choosing its worker and that worker's table lookup.
+pub type FlowHasher = foldhash::fast::RandomState;
+
 /// The bounded flow table.
 pub struct FlowTable {
-    index: HashTable<u32>,
+    index: FlowIndex,
     slab: Vec<Flow>,
     free: Vec<u32>,
     heads: [u32; CLASSES],
     tails: [u32; CLASSES],
-    hasher: foldhash::fast::RandomState,
+    hasher: FlowHasher,
     tunnels: TunnelTable,
     capacity: usize,
     timeouts: Timeouts,
@@ -649,14 +653,19 @@ fn class_of(proto: u8, state: TcpState) -> u8 {
 impl FlowTable {
     /// A table holding at most `capacity` flows (at least 1).
     pub fn new(capacity: usize, timeouts: Timeouts) -> FlowTable {
+        FlowTable::with_hasher(capacity, timeouts, FlowHasher::default())
+    }
+
+    /// [`FlowTable::new`] hashing keys with `hasher`.
+    pub fn with_hasher(capacity: usize, timeouts: Timeouts, hasher: FlowHasher) -> FlowTable {
         let capacity = capacity.max(1);
         FlowTable {
-            index: HashTable::with_capacity(capacity.min(1 << 16)),
+            index: FlowIndex::new(capacity),
             slab: Vec::with_capacity(capacity.min(1 << 16)),
             free: Vec::new(),
             heads: [NIL; CLASSES],
             tails: [NIL; CLASSES],
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             tunnels: TunnelTable::new(),
             capacity,
             timeouts,
@@ -673,7 +682,7 @@ impl FlowTable {
 
     /// Whether the table holds no flow.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.index.len() == 0
     }
 
     /// Maximum number of flows.
@@ -699,11 +708,37 @@ impl FlowTable {
 
     /// Look a flow up by key.
     pub fn find(&self, key: &FlowKey) -> Option<&Flow> {
-        let h = self.hasher.hash_one(key);
         let slab = &self.slab;
         self.index
-            .find(h, |&i| slab[i as usize].matches(key))
-            .map(|&i| &slab[i as usize])
+            .find(self.hash(key), |i| slab[i as usize].matches(key))
+            .map(|i| &slab[i as usize])
+    }
+
+    /// The table's (randomly seeded) hash of `key`, for [`FlowTable::update_hashed`] and
+    /// [`FlowTable::prefetch`]. Tables made with the same [`FlowHasher`] hash alike.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Start loading the index bucket of a key hashed `h` into the cache, for a lookup a few
+    /// packets later; [`FlowTable::prefetch_flow`] then loads its flow. Changes nothing.
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        self.index.prefetch(h);
+    }
+
+    /// Start loading the flow that a key hashed `h` most likely has (reads its index bucket,
+    /// best prefetched before). Changes nothing.
+    #[inline]
+    pub fn prefetch_flow(&self, h: u64) {
+        if let Some(f) = self.index.candidate(h).and_then(|i| self.slab.get(i as usize)) {
+            // A flow spans three cache lines at most; its counters are in the later ones.
+            let p = (f as *const Flow).cast::<u8>();
+            index::prefetch(p);
+            index::prefetch(p.wrapping_add(64));
+            index::prefetch(p.wrapping_add(std::mem::size_of::<Flow>() - 1));
+        }
     }
 
     fn unlink(&mut self, i: u32) {
@@ -742,12 +777,8 @@ impl FlowTable {
 
     fn remove_slot(&mut self, i: u32, reason: EndReason, on_end: &mut impl FnMut(&Flow, EndReason)) {
         self.unlink(i);
-        let key = self.slab[i as usize].key();
-        let h = self.hasher.hash_one(key);
-        let slab = &self.slab;
-        if let Ok(e) = self.index.find_entry(h, |&j| slab[j as usize].matches(&key)) {
-            e.remove();
-        }
+        let h = self.hash(&self.slab[i as usize].key());
+        self.index.remove(h, i);
         on_end(&self.slab[i as usize], reason);
         if let Some(side) = self.slab[i as usize].side.take() {
             self.tunnels.release(side);
@@ -861,6 +892,7 @@ impl FlowTable {
     /// Account packet `p` (key `key`, travelling a → b when `a_to_b`) at capture time
     /// `ts_ns` to its flow, creating the flow if needed (evicting the least recently seen
     /// flow when the table is full; `on_end` sees the evicted flow).
+    #[inline]
     pub fn update(
         &mut self,
         p: &Packet,
@@ -869,11 +901,22 @@ impl FlowTable {
         ts_ns: u64,
         on_end: &mut impl FnMut(&Flow, EndReason),
     ) -> Update {
-        let h = self.hasher.hash_one(key);
-        let found = {
-            let slab = &self.slab;
-            self.index.find(h, |&i| slab[i as usize].matches(key)).copied()
-        };
+        self.update_hashed(self.hash(key), p, key, a_to_b, ts_ns, on_end)
+    }
+
+    /// [`FlowTable::update`] with the key's hash `h` already computed by
+    /// [`FlowTable::hash`] (of this table or of one made with the same [`FlowHasher`]).
+    pub fn update_hashed(
+        &mut self,
+        h: u64,
+        p: &Packet,
+        key: &FlowKey,
+        a_to_b: bool,
+        ts_ns: u64,
+        on_end: &mut impl FnMut(&Flow, EndReason),
+    ) -> Update {
+        let slab = &self.slab;
+        let found = self.index.find(h, |i| slab[i as usize].matches(key));
         let (slot, new_flow) = match found {
             Some(i) => (i, false),
             None => {
@@ -892,8 +935,7 @@ impl FlowTable {
                     }
                 };
                 let (slab, hasher) = (&self.slab, &self.hasher);
-                self.index
-                    .insert_unique(h, i, |&j| hasher.hash_one(slab[j as usize].key()));
+                self.index.insert(h, i, |j| hasher.hash_one(slab[j as usize].key()));
                 self.created += 1;
                 // Link into a list now so unlink below is uniform.
                 self.push_front(i, C_OTHER);

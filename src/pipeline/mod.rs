@@ -12,9 +12,9 @@ use crate::decode::sctp::{self, DataChunk, RanProtocol};
 use crate::decode::{gtpu, gtpv2c, ip, ipproto, pfcp, DecodeError, Fragment, Layer, Packet, Reason};
 use crate::detect::{port_scan::PortScan, syn_flood::SynFlood, AlertKind, Detectors, Event, FlowView};
 use crate::flow::table::{EndReason, SessionState, Update};
-use crate::flow::{FlowKey, FlowRecord, FlowTable};
+use crate::flow::{FlowHasher, FlowKey, FlowRecord, FlowTable};
 use crate::reassembly::{self, FragmentPorts, Outcome, Reassembler, ReassemblyStats};
-use crate::session::{SessionStats, SessionTable, TeidState, TunnelSession};
+use crate::session::{SessionStats, SessionTable, TunnelSession, TunnelState};
 
 pub mod workers;
 
@@ -329,9 +329,10 @@ fn tunnel_session(
     ts: u64,
 ) -> (TunnelSession, Option<bool>) {
     use std::net::IpAddr;
-    let sess = match sessions.lookup_teid(t.outer_dst, t.header.teid, ts) {
-        TeidState::Known(sess) => sess,
-        TeidState::Unknown => {
+    let hash = sessions.tunnel_hash(t.outer_dst, t.header.teid);
+    let sess = match sessions.lookup_tunnel(hash, t.outer_dst, t.header.teid, ts) {
+        TunnelState::Known(sess) => sess,
+        TunnelState::Unknown => {
             return (
                 TunnelSession {
                     state: SessionState::Unknown,
@@ -340,7 +341,7 @@ fn tunnel_session(
                 None,
             )
         }
-        TeidState::Unmapped => {
+        TunnelState::Unmapped => {
             return (
                 TunnelSession {
                     state: SessionState::Unmapped,
@@ -351,9 +352,7 @@ fn tunnel_session(
         }
     };
     let id = Some((sess.cp_seid, sess.origin));
-    let uplink = sess
-        .direction_of(t.outer_dst, t.header.teid)
-        .map(|d| d == crate::session::Direction::Uplink);
+    let uplink = sess.direction.map(|d| d == crate::session::Direction::Uplink);
     let ue = match uplink.or(t.uplink) {
         Some(true) => inner_src,
         Some(false) => inner_dst,
@@ -695,9 +694,9 @@ fn note_end(wanted: bool, ended: &mut Vec<FlowRecord>, f: &crate::flow::Flow, r:
 }
 
 impl Back {
-    pub(crate) fn new(cfg: &Config, flow_capacity: usize) -> Back {
+    pub(crate) fn new(cfg: &Config, flow_capacity: usize, hasher: FlowHasher) -> Back {
         Back {
-            flows: FlowTable::new(flow_capacity, cfg.timeouts()),
+            flows: FlowTable::with_hasher(flow_capacity, cfg.timeouts(), hasher),
             sessions: SessionTable::new(cfg.session()),
             flow_records: false,
             ended: Vec::new(),
@@ -722,7 +721,16 @@ impl Back {
     /// Session lookup (G-PDUs) and flow update for a decoded packet at capture time `ts`.
     /// Returns what the packet did to its flow and the flow's slot.
     #[inline]
-    pub(crate) fn packet(&mut self, s: &mut Stats, pkt: &mut Packet, inner_missing: bool, ts: u64) -> Update {
+    /// `hash`: the flow key's hash by this back's table (or one with the same hasher), when
+    /// the caller computed it already.
+    pub(crate) fn packet(
+        &mut self,
+        s: &mut Stats,
+        pkt: &mut Packet,
+        inner_missing: bool,
+        ts: u64,
+        hash: Option<u64>,
+    ) -> Update {
         let session = match pkt.tunnel.as_mut() {
             Some(t) if t.header.message_type == gtpu::MSG_GPDU => {
                 let (sess, uplink) = tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts);
@@ -734,10 +742,11 @@ impl Back {
             _ => None,
         };
         let (key, a_to_b) = FlowKey::of_packet(pkt);
+        let h = hash.unwrap_or_else(|| self.flows.hash(&key));
         let (wanted, ended) = (self.flow_records, &mut self.ended);
         let u = self
             .flows
-            .update(pkt, &key, a_to_b, ts, &mut |f, r| note_end(wanted, ended, f, r));
+            .update_hashed(h, pkt, &key, a_to_b, ts, &mut |f, r| note_end(wanted, ended, f, r));
         if let Some(sess) = session {
             if let Some(f) = self.flows.get_mut(u.slot) {
                 f.set_session(sess);
@@ -850,7 +859,7 @@ pub struct Engine {
 impl Engine {
     /// An engine configured by `cfg`; `sensor` is written into alert records.
     pub fn new(cfg: &Config, sensor: String) -> Engine {
-        let back = Back::new(cfg, cfg.flow.capacity);
+        let back = Back::new(cfg, cfg.flow.capacity, FlowHasher::default());
         let stats = Stats {
             flow_capacity: back.flows.capacity() as u64,
             session_capacity: cfg.session.capacity as u64,
@@ -924,7 +933,7 @@ impl Engine {
         };
         let mut pkt = d.pkt;
         self.back.control(Some(s), &pkt, d.control, ts);
-        let u = self.back.packet(s, &mut pkt, d.inner_missing, ts);
+        let u = self.back.packet(s, &mut pkt, d.inner_missing, ts, None);
         if self.detect.detectors.wants(&pkt, &u) {
             if let Some(flow) = self.back.flows.get(u.slot) {
                 self.detect.detectors.on_packet(&pkt, &u, &FlowView::of(flow), ts);

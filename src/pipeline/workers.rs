@@ -46,10 +46,10 @@ use super::{Back, Clock, Control, Detect, Front, Stats};
 use crate::alert::AlertRecord;
 use crate::capture::Frame;
 use crate::config::Config;
-use crate::decode::Packet;
+use crate::decode::{gtpu, Packet};
 use crate::detect::{Detectors, FlowView};
 use crate::flow::table::Update;
-use crate::flow::FlowRecord;
+use crate::flow::{FlowHasher, FlowKey, FlowRecord};
 
 /// Packets per batch handed to a worker.
 pub const BATCH: usize = 256;
@@ -57,6 +57,10 @@ pub const BATCH: usize = 256;
 /// Most ticks and session-table messages kept for a worker whose queue is full (live
 /// capture), waiting for the next batch.
 pub const RETAINED_MAX: usize = 4 * BATCH;
+
+/// How many packets ahead of the one it processes a flow worker prefetches its index bucket
+/// (and half as many, its flow).
+const PREFETCH_AHEAD: usize = 8;
 
 /// Most bytes of session-table messages kept for a worker whose queue is full.
 pub const RETAINED_BYTES_MAX: usize = 1 << 20;
@@ -98,6 +102,8 @@ enum Item {
         inner_missing: bool,
         owner: bool,
         ctl: Ctl,
+        /// The flow key's hash ([`dispatch_hash`]), for the owner's flow table.
+        hash: u64,
     },
     /// The first frame's capture time: the session tables' learning period starts here.
     Start { ts: u64 },
@@ -183,15 +189,24 @@ fn put(slot: &Mutex<Stats>, s: &Stats) {
     }
 }
 
-/// The symmetric dispatch hash of a packet's (inner) 5-tuple: both directions of a flow
-/// give the same value. Seeded at random per process, so that an attacker cannot choose
-/// addresses that all land on one worker.
+/// The dispatch hash of a packet: the hash of its flow key ([`FlowKey::of_packet`]: the
+/// inner 5-tuple, ordered so that both directions give the same key, and for GTP-U the
+/// ordered pair of outer tunnel endpoints). One G-PDU flow's packets stay together, while
+/// a base station's many flows spread. Seeded at random per process, so that an attacker
+/// cannot choose addresses that all land on one worker. The worker's flow table hashes
+/// with the same seed and takes this value instead of hashing the key again.
 #[inline]
-fn dispatch_hash(h: &foldhash::fast::RandomState, p: &Packet) -> u64 {
+fn dispatch_hash(h: &FlowHasher, p: &Packet) -> u64 {
     use std::hash::BuildHasher;
-    let (a, b) = ((p.src, p.src_port), (p.dst, p.dst_port));
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    h.hash_one((p.proto, lo, hi))
+    h.hash_one(FlowKey::of_packet(p).0)
+}
+
+/// The worker of `n` for dispatch hash `h`: from its upper 32 bits by multiply-shift, so
+/// that the bits the flow index takes its bucket from (the lower 32) stay evenly spread
+/// within each worker.
+#[inline]
+fn worker_of(h: u64, n: usize) -> usize {
+    (((h >> 32) * n as u64) >> 32) as usize
 }
 
 /// The caller's side of the pipeline (see [`run`]): give it frames in capture order.
@@ -205,7 +220,7 @@ pub struct Dispatcher {
     free: Vec<Receiver<InBatch>>,
     cur: Vec<InBatch>,
     board: Arc<StatsBoard>,
-    hasher: foldhash::fast::RandomState,
+    hasher: FlowHasher,
 }
 
 impl Dispatcher {
@@ -298,12 +313,8 @@ impl Dispatcher {
             }
             return;
         };
-        let n = self.cur.len();
-        let owner = if n == 1 {
-            0
-        } else {
-            (dispatch_hash(&self.hasher, &d.pkt) % n as u64) as usize
-        };
+        let hash = dispatch_hash(&self.hasher, &d.pkt);
+        let owner = worker_of(hash, self.cur.len());
         self.stats.worker_packets[owner] += 1;
         let payload = match d.control {
             Control::None => None,
@@ -343,6 +354,7 @@ impl Dispatcher {
                 inner_missing: d.inner_missing,
                 owner: w == owner,
                 ctl,
+                hash,
             });
             full |= b.items.len() >= BATCH;
         }
@@ -434,8 +446,31 @@ fn worker(
         out.worker = w;
         out.items.clear();
         out.flows.clear();
-        for item in b.items.drain(..) {
-            match item {
+        // Flows and tunnel keys are mostly out of cache: start loading the index buckets of
+        // the packet PREFETCH_AHEAD on, and the flow and tunnel entries of the one half as
+        // far, whose buckets are in by now.
+        let owned = |i: Option<&Item>| match i {
+            Some(Item::Packet {
+                owner: true, hash, pkt, ..
+            }) => Some((*hash, pkt.tunnel.filter(|t| t.header.message_type == gtpu::MSG_GPDU))),
+            _ => None,
+        };
+        for i in 0..b.items.len() {
+            if let Some((h, tunnel)) = owned(b.items.get(i + PREFETCH_AHEAD)) {
+                back.flows.prefetch(h);
+                if let Some(t) = tunnel {
+                    back.sessions
+                        .prefetch_tunnel(back.sessions.tunnel_hash(t.outer_dst, t.header.teid));
+                }
+            }
+            if let Some((h, tunnel)) = owned(b.items.get(i + PREFETCH_AHEAD / 2)) {
+                back.flows.prefetch_flow(h);
+                if let Some(t) = tunnel {
+                    back.sessions
+                        .prefetch_tunnel_entry(back.sessions.tunnel_hash(t.outer_dst, t.header.teid));
+                }
+            }
+            match b.items[i] {
                 Item::Packet {
                     seq,
                     ts,
@@ -443,6 +478,7 @@ fn worker(
                     inner_missing,
                     owner,
                     ctl,
+                    hash,
                 } => {
                     back.sessions.note_packet(ts);
                     let control = ctl_of(ctl, &b.arena);
@@ -453,7 +489,7 @@ fn worker(
                     sample = sample.wrapping_add(1);
                     let t0 = (sample % 64 == 0 && timing.is_some()).then(std::time::Instant::now);
                     back.control(Some(&mut stats), &pkt, control, ts);
-                    let u = back.packet(&mut stats, &mut pkt, inner_missing, ts);
+                    let u = back.packet(&mut stats, &mut pkt, inner_missing, ts, Some(hash));
                     if Detectors::wants_for(wants.0, wants.1, &pkt, &u) {
                         if let Some(flow) = back.flows.get(u.slot) {
                             let view = FlowView::of(flow);
@@ -490,6 +526,7 @@ fn worker(
                 }
             }
         }
+        b.items.clear();
         out.flows.append(&mut back.ended);
         out.upto = b.upto;
         b.arena.clear();
@@ -607,6 +644,7 @@ pub fn run<R>(
         detect.detectors.port_scan.is_some(),
     );
     let capacity = cfg.flow.capacity.div_ceil(n).max(1);
+    let hasher = FlowHasher::default();
     let (out_tx, out_rx) = crossbeam_channel::bounded::<OutBatch>(n * (queue + 2));
     let (out_free_tx, out_free_rx) = crossbeam_channel::bounded::<OutBatch>(n * (queue + 2));
     let mut txs = Vec::new();
@@ -632,7 +670,7 @@ pub fn run<R>(
     // the error (instead of a pipeline that silently misses a worker's or the detector's part).
     std::thread::scope(|scope| {
         for (w, (rx, ftx)) in ends.into_iter().enumerate() {
-            let mut back = Back::new(cfg, capacity);
+            let mut back = Back::new(cfg, capacity, hasher);
             back.flow_records = opts.flow_records;
             let (out_tx, out_free_rx, board, timing) = (
                 out_tx.clone(),
@@ -684,7 +722,7 @@ pub fn run<R>(
             free: frees,
             cur: (0..n).map(|_| InBatch::default()).collect(),
             board: Arc::clone(&board),
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
         };
         let r = source(&mut d);
         d.flush();

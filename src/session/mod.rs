@@ -35,6 +35,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::decode::pfcp::{self, ie, Interface, MessageType, MESSAGE_LABELS};
 use crate::decode::{gtpv2c, DecodeError};
+use crate::flow::index::SlabMap;
 
 pub mod gtpc;
 
@@ -328,12 +329,7 @@ impl Session {
 
     /// The UE address is `ip` (IPv4 exactly; IPv6 within the UE prefix).
     pub fn has_ue_ip(&self, ip: IpAddr) -> bool {
-        match ip {
-            IpAddr::V4(a) => self.ue_ipv4 == Some(a),
-            IpAddr::V6(a) => self
-                .ue_ipv6
-                .is_some_and(|p| mask6(p, self.ue_ipv6_prefix_len) == mask6(a, self.ue_ipv6_prefix_len)),
-        }
+        ue_ip_matches(self.ue_ipv4, self.ue_ipv6, self.ue_ipv6_prefix_len, ip)
     }
 
     /// Whether `(endpoint, teid)` is an uplink or a downlink tunnel endpoint of this session
@@ -421,6 +417,66 @@ fn mask6(a: Ipv6Addr, len: u8) -> Ipv6Addr {
     let len = u32::from(len.min(128));
     let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
     Ipv6Addr::from(bits & mask)
+}
+
+/// What the GTP-U path needs of the session that owns a tunnel key `(endpoint, TEID)`,
+/// copied into the key's index entry whenever the session or the key's owner changes, so
+/// that a G-PDU's lookup ([`SessionTable::lookup_tunnel`]) reads that one entry and not the
+/// session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelInfo {
+    /// The owner's [`Session::cp_seid`].
+    pub cp_seid: u64,
+    /// The owner's [`Session::origin`].
+    pub origin: SessionOrigin,
+    /// [`Session::direction_of`] the key.
+    pub direction: Option<Direction>,
+    /// The owner's [`Session::ue_ipv4`].
+    pub ue_ipv4: Option<Ipv4Addr>,
+    /// The owner's [`Session::ue_ipv6`].
+    pub ue_ipv6: Option<Ipv6Addr>,
+    /// The owner's [`Session::ue_ipv6_prefix_len`].
+    pub ue_ipv6_prefix_len: u8,
+}
+
+impl TunnelInfo {
+    /// What session `s` says about its tunnel key `(endpoint, teid)`.
+    pub fn of(s: &Session, (endpoint, teid): (IpAddr, u32)) -> TunnelInfo {
+        TunnelInfo {
+            cp_seid: s.cp_seid,
+            origin: s.origin,
+            direction: s.direction_of(endpoint, teid),
+            ue_ipv4: s.ue_ipv4,
+            ue_ipv6: s.ue_ipv6,
+            ue_ipv6_prefix_len: s.ue_ipv6_prefix_len,
+        }
+    }
+
+    /// [`Session::has_ue_ip`] of the owner.
+    #[inline]
+    pub fn has_ue_ip(&self, ip: IpAddr) -> bool {
+        ue_ip_matches(self.ue_ipv4, self.ue_ipv6, self.ue_ipv6_prefix_len, ip)
+    }
+}
+
+/// Whether `ip` is UE address `v4`, or inside UE prefix `v6`/`len`.
+#[inline]
+fn ue_ip_matches(v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>, len: u8, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => v4 == Some(a),
+        IpAddr::V6(a) => v6.is_some_and(|p| mask6(p, len) == mask6(a, len)),
+    }
+}
+
+/// [`TeidState`] with the owner's [`TunnelInfo`] instead of the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelState {
+    /// A live session set this tunnel up.
+    Known(TunnelInfo),
+    /// See [`TeidState::Unknown`].
+    Unknown,
+    /// See [`TeidState::Unmapped`].
+    Unmapped,
 }
 
 /// What the PFCP state says about a GTP-U tunnel `(endpoint, TEID)`.
@@ -560,6 +616,13 @@ type DedupKey = (IpAddr, IpAddr, u32, u8, u64);
 /// whose `teid_keys` hold the key.
 type Owners = [u64; TEID_OWNERS];
 
+/// A tunnel key's index entry: its owners, and what the first one says about it.
+#[derive(Debug, Clone, Copy)]
+struct TeidEntry {
+    owners: Owners,
+    info: Option<TunnelInfo>,
+}
+
 fn slot(origin: SessionOrigin) -> usize {
     match origin {
         SessionOrigin::Pfcp => 0,
@@ -591,7 +654,7 @@ pub struct SessionTable {
     lru_pending: BTreeMap<u64, u64>,
     by_cp: Map<(IpAddr, u64), u64>,
     by_up: Map<(IpAddr, u64), u64>,
-    teids: Map<(IpAddr, u32), Owners>,
+    teids: SlabMap<(IpAddr, u32), TeidEntry>,
     ues: Map<IpAddr, u64>,
     pending: Fifo<(IpAddr, IpAddr, u32), Pending>,
     recent: Fifo<DedupKey, u64>,
@@ -667,7 +730,7 @@ impl SessionTable {
             lru_pending: BTreeMap::new(),
             by_cp: Map::default(),
             by_up: Map::default(),
-            teids: Map::default(),
+            teids: SlabMap::new(cfg.capacity.saturating_mul(2)),
             ues: Map::default(),
             pending: Fifo::new(cfg.pending_capacity),
             recent: Fifo::new(cfg.dedup_capacity),
@@ -743,13 +806,67 @@ impl SessionTable {
     /// probe, no allocation. Before any packet was noted the table is learning.
     #[inline]
     pub fn lookup_teid(&self, endpoint: IpAddr, teid: u32, now_ns: u64) -> TeidState<'_> {
-        if let Some(s) = self.teids.get(&(endpoint, teid)).and_then(|o| self.sessions.get(&o[0])) {
+        if let Some(s) = self
+            .teids
+            .get(&(endpoint, teid))
+            .and_then(|e| self.sessions.get(&e.owners[0]))
+        {
             return TeidState::Known(s);
         }
-        match self.learning_start_ns {
-            Some(t0) if now_ns.saturating_sub(t0) >= self.cfg.learning_period_ns => TeidState::Unmapped,
-            _ => TeidState::Unknown,
+        match self.learning(now_ns) {
+            true => TeidState::Unknown,
+            false => TeidState::Unmapped,
         }
+    }
+
+    fn learning(&self, now_ns: u64) -> bool {
+        !matches!(self.learning_start_ns, Some(t0) if now_ns.saturating_sub(t0) >= self.cfg.learning_period_ns)
+    }
+
+    /// [`SessionTable::lookup_teid`] for the per-packet path: the same answer with the
+    /// owner's [`TunnelInfo`], read from the key's index entry alone. `hash` is
+    /// [`SessionTable::tunnel_hash`] of the key.
+    #[inline]
+    pub fn lookup_tunnel(&self, hash: u64, endpoint: IpAddr, teid: u32, now_ns: u64) -> TunnelState {
+        match self.teids.get_hashed(hash, &(endpoint, teid)).and_then(|e| e.info) {
+            Some(info) => TunnelState::Known(info),
+            None if self.learning(now_ns) => TunnelState::Unknown,
+            None => TunnelState::Unmapped,
+        }
+    }
+
+    /// The hash of tunnel key `(endpoint, teid)` for [`SessionTable::lookup_tunnel`] and the
+    /// prefetch calls.
+    #[inline]
+    pub fn tunnel_hash(&self, endpoint: IpAddr, teid: u32) -> u64 {
+        self.teids.hash(&(endpoint, teid))
+    }
+
+    /// Start loading the index bucket of a tunnel key hashed `hash`, a few packets before
+    /// its lookup. Changes nothing.
+    #[inline]
+    pub fn prefetch_tunnel(&self, hash: u64) {
+        self.teids.prefetch(hash);
+    }
+
+    /// Start loading the index entry of a tunnel key hashed `hash` (after
+    /// [`SessionTable::prefetch_tunnel`]). Changes nothing.
+    #[inline]
+    pub fn prefetch_tunnel_entry(&self, hash: u64) {
+        self.teids.prefetch_entry(hash);
+    }
+
+    /// Check that every tunnel key's [`TunnelInfo`] is what its owner says now (for tests:
+    /// the copies must follow every change of a session and of a key's owner).
+    #[doc(hidden)]
+    pub fn check_tunnel_info(&self) -> Result<(), String> {
+        for (k, e) in self.teids.iter() {
+            let want = self.sessions.get(&e.owners[0]).map(|s| TunnelInfo::of(s, *k));
+            if e.info != want {
+                return Err(format!("tunnel {k:?}: index has {:?}, owner says {want:?}", e.info));
+            }
+        }
+        Ok(())
     }
 
     /// The session of UE address `ip`: IPv4 exactly; IPv6 exactly, else by its /64 prefix
@@ -1134,13 +1251,26 @@ impl SessionTable {
     /// Session `id` no longer declares tunnel key `k`: drop it from the key's owners; when it
     /// was the current owner the previous one still declaring the key gets it back.
     fn release_teid(&mut self, k: (IpAddr, u32), id: u64) {
-        let Some(o) = self.teids.get_mut(&k) else { return };
+        let Some(e) = self.teids.get_mut(&k) else { return };
+        let o = &mut e.owners;
         if let Some(p) = o.iter().position(|x| *x == id) {
             o.copy_within(p + 1.., p);
             o[TEID_OWNERS - 1] = 0;
         }
         if o[0] == 0 {
             self.teids.remove(&k);
+        } else {
+            e.info = self.sessions.get(&o[0]).map(|s| TunnelInfo::of(s, k));
+        }
+    }
+
+    /// Copy what session `id` says now into the entries of the tunnel keys it owns.
+    fn refresh_tunnel_info(&mut self, id: u64) {
+        let Some(s) = self.sessions.get(&id) else { return };
+        for k in &s.teid_keys {
+            if let Some(e) = self.teids.get_mut(k).filter(|e| e.owners[0] == id) {
+                e.info = Some(TunnelInfo::of(s, *k));
+            }
         }
     }
 
@@ -1154,7 +1284,14 @@ impl SessionTable {
     fn claim_teid(&mut self, k: (IpAddr, u32), id: u64, fresh: bool) {
         let Some(me) = self.sessions.get(&id) else { return };
         let (knows_ue, origin) = (me.knows_ue(), me.origin);
-        let o = self.teids.entry(k).or_insert([0; TEID_OWNERS]);
+        let e = self.teids.get_or_insert(
+            k,
+            TeidEntry {
+                owners: [0; TEID_OWNERS],
+                info: None,
+            },
+        );
+        let o = &mut e.owners;
         let top = o[0];
         if top == id {
             return;
@@ -1172,6 +1309,7 @@ impl SessionTable {
         let at = if top_knows_ue && !knows_ue { 1 } else { 0 };
         o.copy_within(at..TEID_OWNERS - 1, at + 1);
         o[at] = id;
+        e.info = self.sessions.get(&o[0]).map(|s| TunnelInfo::of(s, k));
         if at == 0 && top_s.is_some_and(|t| t.origin == origin) {
             self.stats.teid_conflicts += 1;
         }
@@ -1251,6 +1389,7 @@ impl SessionTable {
         for k in new_u.iter().flatten() {
             self.ues.insert(*k, id);
         }
+        self.refresh_tunnel_info(id);
     }
 
     /// Forget tunnel keys `gone` of session `id` without re-indexing the others.
@@ -1260,6 +1399,7 @@ impl SessionTable {
         for k in gone {
             self.release_teid(*k, id);
         }
+        self.refresh_tunnel_info(id);
     }
 }
 

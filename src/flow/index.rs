@@ -1,0 +1,392 @@
+//! The flow table's hash index: a flow key's 64-bit hash → the slot of its flow in the
+//! table's slab.
+//!
+//! Open addressing over buckets of one cache line (64 bytes): seven entries and an overflow
+//! count. An entry is the hash's upper 32 bits (its tag) and the slot. A lookup reads the
+//! key's home bucket, compares tags, and checks the stored key only of a flow whose tag
+//! matches; it reads the next bucket only while the overflow count says that some key whose
+//! home is this bucket was placed further on because this one was full. So a lookup usually
+//! touches two cache lines, the bucket and the flow, and [`FlowIndex::prefetch`] and
+//! [`FlowIndex::candidate`] let a caller that knows the hashes of the next packets start both
+//! loads early. Removing decrements the overflow counts that inserting incremented, so there
+//! are no tombstones to clean up however many flows come and go.
+//!
+//! The home bucket is taken from the hash's lower 32 bits by multiply-shift, so the bucket
+//! count need not be a power of two: the index grows by doubling up to `capacity / 5`
+//! buckets, about 12.8 bytes per flow in a full table (five flows per bucket on average).
+
+/// Entries per bucket.
+const WAYS: usize = 7;
+/// Most flows per bucket on average before the index grows (at its final size, when full).
+const LOAD: usize = 5;
+/// Buckets of a new index (at most those of its final size).
+const START_BUCKETS: usize = 1 << 12;
+/// The tag bits of an entry and of a hash.
+const TAG: u64 = 0xFFFF_FFFF_0000_0000;
+
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Default)]
+struct Bucket {
+    /// `tag | (slot + 1)`; 0 is an empty entry.
+    entries: [u64; WAYS],
+    /// Entries whose home is this bucket or an earlier one, placed after it because it was
+    /// full when they were inserted, and not removed since.
+    overflow: u64,
+}
+
+/// Index from a 64-bit hash to a `u32` slot (see the module documentation).
+pub(crate) struct FlowIndex {
+    buckets: Vec<Bucket>,
+    len: usize,
+    max_buckets: usize,
+}
+
+impl FlowIndex {
+    /// An index for at most `capacity` entries (at least 1).
+    pub(crate) fn new(capacity: usize) -> FlowIndex {
+        let max_buckets = capacity.max(1).div_ceil(LOAD);
+        FlowIndex {
+            buckets: vec![Bucket::default(); max_buckets.min(START_BUCKETS)],
+            len: 0,
+            max_buckets,
+        }
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn home(&self, h: u64) -> usize {
+        (((h & 0xFFFF_FFFF) * self.buckets.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn next(&self, b: usize) -> usize {
+        if b + 1 == self.buckets.len() {
+            0
+        } else {
+            b + 1
+        }
+    }
+
+    /// The slot of the entry with hash `h` for which `eq(slot)` holds.
+    #[inline]
+    pub(crate) fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = h & TAG;
+        let mut b = self.home(h);
+        for _ in 0..self.buckets.len() {
+            let bucket = &self.buckets[b];
+            for &e in &bucket.entries {
+                if e & TAG == tag && e as u32 != 0 && eq(e as u32 - 1) {
+                    return Some(e as u32 - 1);
+                }
+            }
+            if bucket.overflow == 0 {
+                return None;
+            }
+            b = self.next(b);
+        }
+        None
+    }
+
+    /// Start loading the home bucket of hash `h` into the cache.
+    #[inline]
+    pub(crate) fn prefetch(&self, h: u64) {
+        prefetch((&self.buckets[self.home(h)] as *const Bucket).cast());
+    }
+
+    /// The slot of the first entry in the home bucket of `h` whose tag matches: most likely
+    /// the flow [`FlowIndex::find`] will return, to prefetch. Reads the bucket.
+    #[inline]
+    pub(crate) fn candidate(&self, h: u64) -> Option<u32> {
+        let tag = h & TAG;
+        self.buckets[self.home(h)]
+            .entries
+            .iter()
+            .find(|&&e| e & TAG == tag && e as u32 != 0)
+            .map(|&e| e as u32 - 1)
+    }
+
+    /// Add `slot` under hash `h` (the caller knows it is not there yet). `rehash(slot)` gives
+    /// the hash of any slot already in the index, for growing it.
+    pub(crate) fn insert(&mut self, h: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
+        let n = self.buckets.len();
+        if self.len >= n * LOAD && n < self.max_buckets {
+            self.grow((n * 2).min(self.max_buckets), rehash);
+        } else if self.len >= n * (WAYS - 1) {
+            // More entries than the capacity it was made for: keep a free entry anyway.
+            self.grow(n * 2, rehash);
+        }
+        self.place(h & TAG | (u64::from(slot) + 1), h);
+        self.len += 1;
+    }
+
+    fn place(&mut self, entry: u64, h: u64) {
+        let mut b = self.home(h);
+        // There is a free entry: len < (WAYS - 1) x buckets (see insert).
+        for _ in 0..self.buckets.len() {
+            let next = self.next(b);
+            let bucket = &mut self.buckets[b];
+            if let Some(e) = bucket.entries.iter_mut().find(|e| **e == 0) {
+                *e = entry;
+                return;
+            }
+            bucket.overflow += 1;
+            b = next;
+        }
+        unreachable_full();
+    }
+
+    /// Remove `slot`, inserted under hash `h`. Returns whether it was there.
+    pub(crate) fn remove(&mut self, h: u64, slot: u32) -> bool {
+        let entry = h & TAG | (u64::from(slot) + 1);
+        let home = self.home(h);
+        let mut b = home;
+        let mut found = None;
+        for _ in 0..self.buckets.len() {
+            if let Some(w) = self.buckets[b].entries.iter().position(|&e| e == entry) {
+                found = Some((b, w));
+                break;
+            }
+            if self.buckets[b].overflow == 0 {
+                break;
+            }
+            b = self.next(b);
+        }
+        let Some((at, w)) = found else {
+            return false;
+        };
+        self.buckets[at].entries[w] = 0;
+        let mut b = home;
+        while b != at {
+            self.buckets[b].overflow -= 1;
+            b = self.next(b);
+        }
+        self.len -= 1;
+        true
+    }
+
+    fn grow(&mut self, n: usize, rehash: impl Fn(u32) -> u64) {
+        let old = std::mem::replace(&mut self.buckets, vec![Bucket::default(); n]);
+        for e in old.iter().flat_map(|b| b.entries) {
+            if e != 0 {
+                let h = rehash(e as u32 - 1);
+                self.place(e, h);
+            }
+        }
+    }
+
+    /// Bytes of memory the buckets take.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.buckets.len() * std::mem::size_of::<Bucket>()
+    }
+}
+
+/// A map of `Copy` keys and values over a [`FlowIndex`] and a slab, for lookups on the
+/// per-packet path that a caller can prefetch ([`SlabMap::prefetch`] a few packets ahead,
+/// then [`SlabMap::prefetch_entry`]). Keys are hashed with a randomly seeded hasher.
+pub(crate) struct SlabMap<K, V> {
+    hasher: foldhash::fast::RandomState,
+    index: FlowIndex,
+    slab: Vec<(K, V)>,
+    free: Vec<u32>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy, V: Copy> SlabMap<K, V> {
+    /// A map for about `capacity` entries (it holds more, less efficiently).
+    pub(crate) fn new(capacity: usize) -> Self {
+        SlabMap {
+            hasher: foldhash::fast::RandomState::default(),
+            index: FlowIndex::new(capacity),
+            slab: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The hash of `k`, for the `_hashed` and prefetch calls.
+    #[inline]
+    pub(crate) fn hash(&self, k: &K) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(k)
+    }
+
+    #[inline]
+    fn slot(&self, h: u64, k: &K) -> Option<u32> {
+        let slab = &self.slab;
+        self.index.find(h, |i| slab[i as usize].0 == *k)
+    }
+
+    /// The value of `k`.
+    #[inline]
+    pub(crate) fn get(&self, k: &K) -> Option<&V> {
+        self.get_hashed(self.hash(k), k)
+    }
+
+    /// The value of `k`, whose [`SlabMap::hash`] is `h`.
+    #[inline]
+    pub(crate) fn get_hashed(&self, h: u64, k: &K) -> Option<&V> {
+        self.slot(h, k).map(|i| &self.slab[i as usize].1)
+    }
+
+    /// The value of `k`, to change.
+    pub(crate) fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        let i = self.slot(self.hash(k), k)?;
+        Some(&mut self.slab[i as usize].1)
+    }
+
+    /// The value of `k`, inserting `v` first when there is none.
+    pub(crate) fn get_or_insert(&mut self, k: K, v: V) -> &mut V {
+        let h = self.hash(&k);
+        let i = match self.slot(h, &k) {
+            Some(i) => i,
+            None => {
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slab[i as usize] = (k, v);
+                        i
+                    }
+                    None => {
+                        self.slab.push((k, v));
+                        (self.slab.len() - 1) as u32
+                    }
+                };
+                let (slab, hasher) = (&self.slab, &self.hasher);
+                self.index.insert(h, i, |j| {
+                    use std::hash::BuildHasher;
+                    hasher.hash_one(slab[j as usize].0)
+                });
+                i
+            }
+        };
+        &mut self.slab[i as usize].1
+    }
+
+    /// Remove `k`, returning its value.
+    pub(crate) fn remove(&mut self, k: &K) -> Option<V> {
+        let h = self.hash(k);
+        let i = self.slot(h, k)?;
+        self.index.remove(h, i);
+        self.free.push(i);
+        Some(self.slab[i as usize].1)
+    }
+
+    /// Every entry, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        let slab = &self.slab;
+        let mut live = vec![false; slab.len()];
+        for &e in self.index.buckets.iter().flat_map(|b| b.entries.iter()) {
+            if e as u32 != 0 {
+                live[(e as u32 - 1) as usize] = true;
+            }
+        }
+        slab.iter().zip(live).filter(|(_, l)| *l).map(|((k, v), _)| (k, v))
+    }
+
+    /// Start loading the index bucket of a key hashed `h`. Changes nothing.
+    #[inline]
+    pub(crate) fn prefetch(&self, h: u64) {
+        self.index.prefetch(h);
+    }
+
+    /// Start loading the entry a key hashed `h` most likely has (reads its index bucket,
+    /// best prefetched before). Changes nothing.
+    #[inline]
+    pub(crate) fn prefetch_entry(&self, h: u64) {
+        if let Some(e) = self.index.candidate(h).and_then(|i| self.slab.get(i as usize)) {
+            let p = (e as *const (K, V)).cast::<u8>();
+            prefetch(p);
+            prefetch(p.wrapping_add(std::mem::size_of::<(K, V)>() - 1));
+        }
+    }
+}
+
+impl<K: std::fmt::Debug, V> std::fmt::Debug for SlabMap<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlabMap")
+            .field("len", &self.index.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cold]
+fn unreachable_full() {
+    debug_assert!(false, "flow index full: more entries than its capacity");
+}
+
+/// Start loading the cache line holding `p` (a hint: any address is allowed, none is read).
+#[inline(always)]
+pub(crate) fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of every x86_64 target, and a prefetch neither reads nor
+        // writes memory nor faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hashes chosen to collide: all in home bucket 0 of a small index.
+    fn crowded(i: u32) -> u64 {
+        u64::from(i.wrapping_mul(0x9E37_79B9)) << 32 | u64::from(i % 3)
+    }
+
+    #[test]
+    fn finds_removes_and_reuses_without_tombstones() {
+        let mut ix = FlowIndex::new(1000);
+        for s in 0..1000u32 {
+            ix.insert(crowded(s), s, crowded);
+        }
+        assert_eq!(ix.len(), 1000);
+        for s in 0..1000u32 {
+            assert_eq!(ix.find(crowded(s), |x| x == s), Some(s));
+        }
+        assert_eq!(ix.find(crowded(5), |x| x == 6), None);
+        for s in (0..1000u32).step_by(2) {
+            assert!(ix.remove(crowded(s), s));
+        }
+        assert!(!ix.remove(crowded(0), 0));
+        assert_eq!(ix.len(), 500);
+        for s in 0..1000u32 {
+            assert_eq!(ix.find(crowded(s), |x| x == s).is_some(), s % 2 == 1);
+        }
+        for s in (1..1000u32).step_by(2) {
+            assert!(ix.remove(crowded(s), s));
+        }
+        // Every overflow count went back to zero: no tombstones.
+        assert!(ix.buckets.iter().all(|b| b.overflow == 0 && b.entries == [0; WAYS]));
+    }
+
+    #[test]
+    fn grows_to_a_fifth_of_the_capacity_in_buckets() {
+        let n = 100_000u32;
+        let h = |s: u32| u64::from(s).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut ix = FlowIndex::new(n as usize);
+        for s in 0..n {
+            ix.insert(h(s), s, h);
+        }
+        assert_eq!(ix.buckets.len(), 20_000);
+        assert_eq!(ix.bytes(), 20_000 * 64);
+        let mut home = 0;
+        for s in 0..n {
+            assert_eq!(ix.find(h(s), |x| x == s), Some(s));
+            home += usize::from(ix.candidate(h(s)) == Some(s));
+        }
+        // Five of seven entries used on average: most flows sit in their home bucket, where
+        // the prefetch candidate finds them.
+        assert!(home > n as usize * 9 / 10, "{home} of {n} in their home bucket");
+    }
+}
