@@ -458,7 +458,7 @@ fn replay_one(
     sink: &mut AlertSink,
     mut flows: Option<&mut AlertSink>,
 ) -> ReplaySummary {
-    let mut engine = Engine::new(cfg, sensor_name(cfg));
+    let mut engine = Engine::new(cfg, sensor_name(cfg)).with_lookahead();
     if flows.is_some() {
         engine = engine.with_flow_records();
     }

@@ -854,6 +854,51 @@ pub struct Engine {
     stats: Stats,
     sample: u32,
     timing: Option<prometheus::Histogram>,
+    /// Decoded packets waiting for the flow and detection stages (see
+    /// [`Engine::with_lookahead`]); empty unless `lookahead`.
+    ahead: std::collections::VecDeque<Ahead>,
+    lookahead: bool,
+}
+
+/// A decoded packet whose flow and tunnel entries are being prefetched.
+struct Ahead {
+    ts: u64,
+    pkt: Packet,
+    inner_missing: bool,
+    /// Its flow key's hash by the engine's flow table.
+    flow_hash: u64,
+    /// Its tunnel key's hash by the session table (G-PDUs).
+    tunnel_hash: Option<u64>,
+}
+
+/// How many decoded packets an engine with lookahead keeps before their flow stage.
+pub const LOOKAHEAD: usize = 8;
+
+/// Session lookup, flow update and detectors for one decoded packet (`flow_hash`: its flow
+/// key's hash, when known).
+#[inline]
+fn flow_stage(
+    back: &mut Back,
+    detect: &mut Detect,
+    s: &mut Stats,
+    mut pkt: Packet,
+    inner_missing: bool,
+    ts: u64,
+    flow_hash: Option<u64>,
+) {
+    let u = back.packet(s, &mut pkt, inner_missing, ts, flow_hash);
+    if detect.detectors.wants(&pkt, &u) {
+        if let Some(flow) = back.flows.get(u.slot) {
+            detect.detectors.on_packet(&pkt, &u, &FlowView::of(flow), ts);
+        }
+    }
+}
+
+/// The flow stage of every packet in `ahead`, oldest first.
+fn drain_ahead(ahead: &mut std::collections::VecDeque<Ahead>, back: &mut Back, detect: &mut Detect, s: &mut Stats) {
+    while let Some(a) = ahead.pop_front() {
+        flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, Some(a.flow_hash));
+    }
 }
 
 impl Engine {
@@ -873,7 +918,21 @@ impl Engine {
             stats,
             sample: 0,
             timing: None,
+            ahead: std::collections::VecDeque::with_capacity(LOOKAHEAD + 1),
+            lookahead: false,
         }
+    }
+
+    /// Decode each frame [`LOOKAHEAD`] packets before its flow and detection stages, and
+    /// start loading its flow-table and tunnel-index entries from memory meanwhile, so that
+    /// the cache misses of several packets overlap instead of adding up. Results are the
+    /// same, in the same order; only later: up to [`LOOKAHEAD`] packets' alert and flow
+    /// records, and their counts in [`Engine::stats`], wait for the next frames, a tick or
+    /// [`Engine::finish`]. A packet carrying PFCP/GTPv2-C is not held back (its stages run
+    /// after those of every packet before it). For file replay.
+    pub fn with_lookahead(mut self) -> Engine {
+        self.lookahead = true;
+        self
     }
 
     /// Observe per-packet processing time (1 in 64 packets) into `h`.
@@ -931,19 +990,54 @@ impl Engine {
         let Some(d) = self.front.decode(s, frame.linktype, frame.data, frame.wire_len, ts) else {
             return;
         };
-        let mut pkt = d.pkt;
-        self.back.control(Some(s), &pkt, d.control, ts);
-        let u = self.back.packet(s, &mut pkt, d.inner_missing, ts, None);
-        if self.detect.detectors.wants(&pkt, &u) {
-            if let Some(flow) = self.back.flows.get(u.slot) {
-                self.detect.detectors.on_packet(&pkt, &u, &FlowView::of(flow), ts);
+        let (back, detect) = (&mut self.back, &mut self.detect);
+        if !self.lookahead || !matches!(d.control, Control::None) {
+            drain_ahead(&mut self.ahead, back, detect, s);
+            back.control(Some(s), &d.pkt, d.control, ts);
+            flow_stage(back, detect, s, d.pkt, d.inner_missing, ts, None);
+            return;
+        }
+        let flow_hash = self.back.flows.hash(&FlowKey::of_packet(&d.pkt).0);
+        let tunnel_hash = d
+            .pkt
+            .tunnel
+            .filter(|t| t.header.message_type == gtpu::MSG_GPDU)
+            .map(|t| self.back.sessions.tunnel_hash(t.outer_dst, t.header.teid));
+        self.back.flows.prefetch(flow_hash);
+        if let Some(h) = tunnel_hash {
+            self.back.sessions.prefetch_tunnel(h);
+        }
+        self.ahead.push_back(Ahead {
+            ts,
+            pkt: d.pkt,
+            inner_missing: d.inner_missing,
+            flow_hash,
+            tunnel_hash,
+        });
+        // The packet half-way through has its index buckets in cache by now: load its entries.
+        if let Some(a) = self.ahead.get(self.ahead.len().saturating_sub(LOOKAHEAD / 2 + 1)) {
+            self.back.flows.prefetch_flow(a.flow_hash);
+            if let Some(h) = a.tunnel_hash {
+                self.back.sessions.prefetch_tunnel_entry(h);
             }
         }
+        if self.ahead.len() > LOOKAHEAD {
+            if let Some(a) = self.ahead.pop_front() {
+                let (back, detect, s) = (&mut self.back, &mut self.detect, &mut self.stats);
+                flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, Some(a.flow_hash));
+            }
+        }
+    }
+
+    /// Run the flow stage of every packet held back by the lookahead.
+    fn drain_ahead(&mut self) {
+        drain_ahead(&mut self.ahead, &mut self.back, &mut self.detect, &mut self.stats);
     }
 
     /// Advance capture time to `now_ns`: expire flows, roll detector windows, close quiet
     /// episodes. Called automatically once per second of capture time.
     pub fn tick(&mut self, now_ns: u64) {
+        self.drain_ahead();
         self.back.expire(now_ns);
         self.front.expire(now_ns);
         self.detect.tick(now_ns);
@@ -954,6 +1048,7 @@ impl Engine {
     /// A new time base (capture time jumped backwards): end every flow, close every open
     /// alert and restart the detectors' windows.
     fn restart_time(&mut self) {
+        self.drain_ahead();
         self.back.drain();
         self.detect.reset();
     }
@@ -978,6 +1073,7 @@ impl Engine {
     /// numbers of every open alert (without closing it: the attack may still be going on
     /// when the capture ends).
     pub fn finish(&mut self) {
+        self.drain_ahead();
         self.detect.finish(self.stats.last_ts_ns);
         // Flows still open at the end of input get their record too.
         if self.back.flow_records {
