@@ -161,7 +161,7 @@ impl FileSource {
                         f(frame);
                     }
                     offset += len as u64;
-                    reader.consume(len);
+                    reader.consume_noshift(len);
                 }
                 Err(PcapError::Eof) => break,
                 Err(PcapError::Incomplete(_)) => {

@@ -741,6 +741,20 @@ impl FlowTable {
         }
     }
 
+    /// Start loading the expiry-list neighbours of the flow that a key hashed `h` most likely
+    /// has (reads its index bucket and the flow, best prefetched before): updating the flow
+    /// moves it to the front of its list, which rewrites their links. Changes nothing.
+    #[inline]
+    pub fn prefetch_links(&self, h: u64) {
+        if let Some(f) = self.index.candidate(h).and_then(|i| self.slab.get(i as usize)) {
+            for n in [f.prev, f.next] {
+                if let Some(nf) = self.slab.get(n as usize) {
+                    index::prefetch((&nf.next as *const u32).cast());
+                }
+            }
+        }
+    }
+
     fn unlink(&mut self, i: u32) {
         let (prev, next, class) = {
             let f = &self.slab[i as usize];

@@ -1021,6 +1021,15 @@ impl Engine {
                 self.back.sessions.prefetch_tunnel_entry(h);
             }
         }
+        // The packet two before its turn has its flow in cache: load its list neighbours.
+        if let Some(a) = self
+            .ahead
+            .len()
+            .checked_sub(LOOKAHEAD - 1)
+            .and_then(|i| self.ahead.get(i))
+        {
+            self.back.flows.prefetch_links(a.flow_hash);
+        }
         if self.ahead.len() > LOOKAHEAD {
             if let Some(a) = self.ahead.pop_front() {
                 let (back, detect, s) = (&mut self.back, &mut self.detect, &mut self.stats);

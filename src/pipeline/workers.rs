@@ -463,6 +463,9 @@ fn worker(
                         .prefetch_tunnel(back.sessions.tunnel_hash(t.outer_dst, t.header.teid));
                 }
             }
+            if let Some((h, _)) = owned(b.items.get(i + 2)) {
+                back.flows.prefetch_links(h);
+            }
             if let Some((h, tunnel)) = owned(b.items.get(i + PREFETCH_AHEAD / 2)) {
                 back.flows.prefetch_flow(h);
                 if let Some(t) = tunnel {
