@@ -1,37 +1,45 @@
 //! The flow table's hash index: a flow key's 64-bit hash → the slot of its flow in the
 //! table's slab.
 //!
-//! Open addressing over buckets of one cache line (64 bytes): seven entries and an overflow
-//! count. An entry is the hash's upper 32 bits (its tag) and the slot. A lookup reads the
-//! key's home bucket, compares tags, and checks the stored key only of a flow whose tag
-//! matches; it reads the next bucket only while the overflow count says that some key whose
-//! home is this bucket was placed further on because this one was full. So a lookup usually
+//! Open addressing over buckets of one cache line (64 bytes): ten entries, each a 16-bit
+//! tag from the hash and a 32-bit slot, and an overflow count. A lookup reads the key's home
+//! bucket, compares tags, and checks the stored key only of a flow whose tag matches (a
+//! wrong match costs one flow read, about once in 6 500 lookups in a full bucket); it reads
+//! the next bucket only while the overflow count says that some key whose home is this
+//! bucket or an earlier one was placed further on because it was full. So a lookup usually
 //! touches two cache lines, the bucket and the flow, and [`FlowIndex::prefetch`] and
 //! [`FlowIndex::candidate`] let a caller that knows the hashes of the next packets start both
 //! loads early. Removing decrements the overflow counts that inserting incremented, so there
 //! are no tombstones to clean up however many flows come and go.
 //!
 //! The home bucket is taken from the hash's lower 32 bits by multiply-shift, so the bucket
-//! count need not be a power of two: the index grows by doubling up to `capacity / 5`
-//! buckets, about 12.8 bytes per flow in a full table (five flows per bucket on average).
+//! count need not be a power of two: the index grows by doubling up to `capacity / 8`
+//! buckets, 8 bytes per flow in a full table (eight flows per bucket on average; 8 to 16
+//! bytes per flow while it grows).
 
 /// Entries per bucket.
-const WAYS: usize = 7;
+const WAYS: usize = 10;
 /// Most flows per bucket on average before the index grows (at its final size, when full).
-const LOAD: usize = 5;
+const LOAD: usize = 8;
 /// Buckets of a new index (at most those of its final size).
-const START_BUCKETS: usize = 1 << 12;
-/// The tag bits of an entry and of a hash.
-const TAG: u64 = 0xFFFF_FFFF_0000_0000;
+const START_BUCKETS: usize = 1 << 10;
 
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Default)]
 struct Bucket {
-    /// `tag | (slot + 1)`; 0 is an empty entry.
-    entries: [u64; WAYS],
+    /// Tags ([`tag`]) of the entries.
+    tags: [u16; WAYS],
+    /// `slot + 1` of the entries; 0 is an empty entry.
+    slots: [u32; WAYS],
     /// Entries whose home is this bucket or an earlier one, placed after it because it was
     /// full when they were inserted, and not removed since.
-    overflow: u64,
+    overflow: u32,
+}
+
+/// The tag of hash `h`: 16 bits the home bucket is not taken from.
+#[inline]
+fn tag(h: u64) -> u16 {
+    (h >> 32) as u16
 }
 
 /// Index from a 64-bit hash to a `u32` slot (see the module documentation).
@@ -42,7 +50,7 @@ pub(crate) struct FlowIndex {
 }
 
 impl FlowIndex {
-    /// An index for at most `capacity` entries (at least 1).
+    /// An index for at most `capacity` entries (at least 1; it holds more, less efficiently).
     pub(crate) fn new(capacity: usize) -> FlowIndex {
         let max_buckets = capacity.max(1).div_ceil(LOAD);
         FlowIndex {
@@ -74,13 +82,14 @@ impl FlowIndex {
     /// The slot of the entry with hash `h` for which `eq(slot)` holds.
     #[inline]
     pub(crate) fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
-        let tag = h & TAG;
+        let t = tag(h);
         let mut b = self.home(h);
         for _ in 0..self.buckets.len() {
             let bucket = &self.buckets[b];
-            for &e in &bucket.entries {
-                if e & TAG == tag && e as u32 != 0 && eq(e as u32 - 1) {
-                    return Some(e as u32 - 1);
+            for w in 0..WAYS {
+                let s = bucket.slots[w];
+                if bucket.tags[w] == t && s != 0 && eq(s - 1) {
+                    return Some(s - 1);
                 }
             }
             if bucket.overflow == 0 {
@@ -101,12 +110,10 @@ impl FlowIndex {
     /// the flow [`FlowIndex::find`] will return, to prefetch. Reads the bucket.
     #[inline]
     pub(crate) fn candidate(&self, h: u64) -> Option<u32> {
-        let tag = h & TAG;
-        self.buckets[self.home(h)]
-            .entries
-            .iter()
-            .find(|&&e| e & TAG == tag && e as u32 != 0)
-            .map(|&e| e as u32 - 1)
+        let (t, bucket) = (tag(h), &self.buckets[self.home(h)]);
+        (0..WAYS)
+            .find(|&w| bucket.tags[w] == t && bucket.slots[w] != 0)
+            .map(|w| bucket.slots[w] - 1)
     }
 
     /// Add `slot` under hash `h` (the caller knows it is not there yet). `rehash(slot)` gives
@@ -119,18 +126,19 @@ impl FlowIndex {
             // More entries than the capacity it was made for: keep a free entry anyway.
             self.grow(n * 2, rehash);
         }
-        self.place(h & TAG | (u64::from(slot) + 1), h);
+        self.place(h, slot);
         self.len += 1;
     }
 
-    fn place(&mut self, entry: u64, h: u64) {
+    fn place(&mut self, h: u64, slot: u32) {
         let mut b = self.home(h);
         // There is a free entry: len < (WAYS - 1) x buckets (see insert).
         for _ in 0..self.buckets.len() {
             let next = self.next(b);
             let bucket = &mut self.buckets[b];
-            if let Some(e) = bucket.entries.iter_mut().find(|e| **e == 0) {
-                *e = entry;
+            if let Some(w) = bucket.slots.iter().position(|&s| s == 0) {
+                bucket.tags[w] = tag(h);
+                bucket.slots[w] = slot + 1;
                 return;
             }
             bucket.overflow += 1;
@@ -141,12 +149,11 @@ impl FlowIndex {
 
     /// Remove `slot`, inserted under hash `h`. Returns whether it was there.
     pub(crate) fn remove(&mut self, h: u64, slot: u32) -> bool {
-        let entry = h & TAG | (u64::from(slot) + 1);
         let home = self.home(h);
         let mut b = home;
         let mut found = None;
         for _ in 0..self.buckets.len() {
-            if let Some(w) = self.buckets[b].entries.iter().position(|&e| e == entry) {
+            if let Some(w) = self.buckets[b].slots.iter().position(|&s| s == slot + 1) {
                 found = Some((b, w));
                 break;
             }
@@ -158,7 +165,8 @@ impl FlowIndex {
         let Some((at, w)) = found else {
             return false;
         };
-        self.buckets[at].entries[w] = 0;
+        self.buckets[at].slots[w] = 0;
+        self.buckets[at].tags[w] = 0;
         let mut b = home;
         while b != at {
             self.buckets[b].overflow -= 1;
@@ -170,12 +178,20 @@ impl FlowIndex {
 
     fn grow(&mut self, n: usize, rehash: impl Fn(u32) -> u64) {
         let old = std::mem::replace(&mut self.buckets, vec![Bucket::default(); n]);
-        for e in old.iter().flat_map(|b| b.entries) {
-            if e != 0 {
-                let h = rehash(e as u32 - 1);
-                self.place(e, h);
+        for s in old.iter().flat_map(|b| b.slots) {
+            if s != 0 {
+                self.place(rehash(s - 1), s - 1);
             }
         }
+    }
+
+    /// The slots in the index, in no particular order.
+    fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.slots)
+            .filter(|&s| s != 0)
+            .map(|s| s - 1)
     }
 
     /// Bytes of memory the buckets take.
@@ -282,10 +298,8 @@ impl<K: std::hash::Hash + Eq + Copy, V: Copy> SlabMap<K, V> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         let slab = &self.slab;
         let mut live = vec![false; slab.len()];
-        for &e in self.index.buckets.iter().flat_map(|b| b.entries.iter()) {
-            if e as u32 != 0 {
-                live[(e as u32 - 1) as usize] = true;
-            }
+        for i in self.index.slots() {
+            live[i as usize] = true;
         }
         slab.iter().zip(live).filter(|(_, l)| *l).map(|((k, v), _)| (k, v))
     }
@@ -367,25 +381,42 @@ mod tests {
             assert!(ix.remove(crowded(s), s));
         }
         // Every overflow count went back to zero: no tombstones.
-        assert!(ix.buckets.iter().all(|b| b.overflow == 0 && b.entries == [0; WAYS]));
+        assert!(ix.buckets.iter().all(|b| b.overflow == 0 && b.slots == [0; WAYS]));
     }
 
     #[test]
-    fn grows_to_a_fifth_of_the_capacity_in_buckets() {
+    fn a_bucket_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Bucket>(), 64);
+        assert_eq!(std::mem::align_of::<Bucket>(), 64);
+    }
+
+    #[test]
+    fn holds_more_than_its_capacity() {
+        let h = |s: u32| u64::from(s).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut ix = FlowIndex::new(10);
+        for s in 0..5000u32 {
+            ix.insert(h(s), s, h);
+        }
+        assert!((0..5000u32).all(|s| ix.find(h(s), |x| x == s) == Some(s)));
+        assert!(ix.len() <= ix.buckets.len() * (WAYS - 1));
+    }
+
+    #[test]
+    fn grows_to_an_eighth_of_the_capacity_in_buckets() {
         let n = 100_000u32;
         let h = |s: u32| u64::from(s).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut ix = FlowIndex::new(n as usize);
         for s in 0..n {
             ix.insert(h(s), s, h);
         }
-        assert_eq!(ix.buckets.len(), 20_000);
-        assert_eq!(ix.bytes(), 20_000 * 64);
+        assert_eq!(ix.buckets.len(), 12_500);
+        assert_eq!(ix.bytes(), 12_500 * 64);
         let mut home = 0;
         for s in 0..n {
             assert_eq!(ix.find(h(s), |x| x == s), Some(s));
             home += usize::from(ix.candidate(h(s)) == Some(s));
         }
-        // Five of seven entries used on average: most flows sit in their home bucket, where
+        // Eight of ten entries used on average: most flows sit in their home bucket, where
         // the prefetch candidate finds them.
         assert!(home > n as usize * 9 / 10, "{home} of {n} in their home bucket");
     }
