@@ -14,7 +14,7 @@ use fivewatch::decode::{decode, Decoded};
 use fivewatch::flow::table::Timeouts;
 use fivewatch::flow::{FlowKey, FlowTable};
 use fivewatch::pipeline::Engine;
-use fivewatch::session::{SessionConfig, SessionTable, TeidState};
+use fivewatch::session::{SessionConfig, SessionTable, TeidState, TunnelState};
 
 #[path = "../tests/common/frames.rs"]
 mod frames;
@@ -194,9 +194,14 @@ fn bench_session_lookup(c: &mut Criterion) {
     assert!(matches!(table.lookup_teid(upf, 1, u64::MAX), TeidState::Known(_)));
     let mut g = c.benchmark_group("session_lookup");
     g.throughput(Throughput::Elements(1));
+    // The per-packet path: hash the tunnel key, then read its index entry.
     for (name, teid) in [("known", 1u32), ("unmapped", 0xdead_beef)] {
         g.bench_function(name, |b| {
-            b.iter(|| matches!(table.lookup_teid(upf, black_box(teid), u64::MAX), TeidState::Known(_)))
+            b.iter(|| {
+                let teid = black_box(teid);
+                let h = table.tunnel_hash(upf, teid);
+                matches!(table.lookup_tunnel(h, upf, teid, u64::MAX), TunnelState::Known(_))
+            })
         });
     }
     g.finish();
