@@ -213,6 +213,18 @@ impl Detectors {
         flood || scan
     }
 
+    /// Start loading the detector state [`Detectors::on_packet`] will read for this input: the
+    /// index buckets, or (`entries`, a few inputs later) the entries. Changes nothing.
+    #[inline]
+    pub fn prefetch(&self, p: &Packet, u: &Update, flow: &FlowView, entries: bool) {
+        if let Some(d) = &self.syn_flood {
+            d.prefetch(p, u, flow, entries);
+        }
+        if let Some(d) = &self.port_scan {
+            d.prefetch(p, u, flow, entries);
+        }
+    }
+
     /// Feed one packet and what it did to its flow. Episodes open on the packet that
     /// crosses a threshold; their events are produced by [`Detectors::tick`].
     #[inline]

@@ -170,6 +170,27 @@ impl PortScan {
         self.probes_held = 0;
     }
 
+    /// Start loading the source entry [`PortScan::on_packet`] will read for this input: its
+    /// index bucket, or (`entry`, a few inputs later) the entry itself. Changes nothing.
+    #[inline]
+    pub fn prefetch(&self, p: &Packet, u: &Update, flow: &FlowView, entry: bool) {
+        if !matches!(p.proto, ipproto::TCP | ipproto::UDP) {
+            return;
+        }
+        let k = if u.first_reply {
+            (flow.initiator, flow.scope)
+        } else if u.new_flow && u.from_initiator {
+            (p.src, flow.scope)
+        } else {
+            return;
+        };
+        if entry {
+            self.sources.prefetch_entry(&k);
+        } else {
+            self.sources.prefetch(&k);
+        }
+    }
+
     /// Account one packet.
     #[inline]
     pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &FlowView, ts: u64) {

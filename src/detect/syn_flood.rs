@@ -133,6 +133,27 @@ impl SynFlood {
         self.open.len()
     }
 
+    /// Start loading the state [`SynFlood::on_packet`] will read for this input: its index
+    /// buckets, or (`entries`, a few inputs later) the entries themselves. Changes nothing.
+    #[inline]
+    pub fn prefetch(&self, p: &Packet, u: &Update, flow: &FlowView, entries: bool) {
+        if p.proto != ipproto::TCP {
+            return;
+        }
+        let syn = p.tcp_flags & (tcpflags::SYN | tcpflags::ACK) == tcpflags::SYN;
+        if !syn && !u.established {
+            return;
+        }
+        let (host, port) = if syn { (p.dst, p.dst_port) } else { flow.responder };
+        if entries {
+            self.ports.prefetch_entry(&(host, port));
+            self.hosts.prefetch_entry(&host);
+        } else {
+            self.ports.prefetch(&(host, port));
+            self.hosts.prefetch(&host);
+        }
+    }
+
     /// Account one packet.
     #[inline]
     pub fn on_packet(&mut self, p: &Packet, u: &Update, flow: &FlowView, ts: u64) {

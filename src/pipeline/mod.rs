@@ -785,7 +785,20 @@ pub(crate) struct Detect {
     events: Vec<Event>,
     /// Alert records not yet taken.
     pub(crate) records: Vec<AlertRecord>,
+    /// Detector inputs whose detector state is being prefetched (see [`Detect::feed`]).
+    ahead: std::collections::VecDeque<DetectIn>,
 }
+
+/// A detector input waiting for the detectors.
+struct DetectIn {
+    ts: u64,
+    pkt: Packet,
+    update: Update,
+    view: FlowView,
+}
+
+/// How many detector inputs [`Detect::feed`] keeps before feeding the detectors.
+const DETECT_AHEAD: usize = 4;
 
 impl Detect {
     pub(crate) fn new(cfg: &Config, sensor: String) -> Detect {
@@ -797,6 +810,38 @@ impl Detect {
             alerts: AlertManager::new((cfg.alerts.update_interval_s * 1e9) as u64, sensor),
             events: Vec::new(),
             records: Vec::new(),
+            ahead: std::collections::VecDeque::with_capacity(DETECT_AHEAD + 1),
+        }
+    }
+
+    /// Feed one detector input (a packet [`Detectors::wants`], what it did to its flow, and
+    /// the flow) at capture time `ts`. The detectors see it [`DETECT_AHEAD`] inputs later
+    /// (or at the next tick, reset, refresh or finish, which take every input first): their
+    /// per-destination and per-source entries are loaded from memory meanwhile, so that the
+    /// cache misses of several inputs overlap. They see the inputs in the order fed.
+    #[inline]
+    pub(crate) fn feed(&mut self, pkt: &Packet, update: &Update, view: &FlowView, ts: u64) {
+        self.detectors.prefetch(pkt, update, view, false);
+        self.ahead.push_back(DetectIn {
+            ts,
+            pkt: *pkt,
+            update: *update,
+            view: *view,
+        });
+        if let Some(d) = self.ahead.get(self.ahead.len().saturating_sub(DETECT_AHEAD / 2 + 1)) {
+            self.detectors.prefetch(&d.pkt, &d.update, &d.view, true);
+        }
+        if self.ahead.len() > DETECT_AHEAD {
+            if let Some(d) = self.ahead.pop_front() {
+                self.detectors.on_packet(&d.pkt, &d.update, &d.view, d.ts);
+            }
+        }
+    }
+
+    /// Give the detectors every input fed so far.
+    fn drain_ahead(&mut self) {
+        while let Some(d) = self.ahead.pop_front() {
+            self.detectors.on_packet(&d.pkt, &d.update, &d.view, d.ts);
         }
     }
 
@@ -808,18 +853,21 @@ impl Detect {
 
     /// Roll windows and close quiet episodes at `now_ns`.
     pub(crate) fn tick(&mut self, now_ns: u64) {
+        self.drain_ahead();
         self.detectors.tick(now_ns, &mut self.events);
         self.drain_events();
     }
 
     /// Close every episode and restart the windows (a new time base).
     pub(crate) fn reset(&mut self) {
+        self.drain_ahead();
         self.detectors.reset(&mut self.events);
         self.drain_events();
     }
 
     /// End of input at `now_ns`: see [`Engine::finish`].
     pub(crate) fn finish(&mut self, now_ns: u64) {
+        self.drain_ahead();
         self.detectors.tick(now_ns, &mut self.events);
         if let Some(d) = &mut self.detectors.syn_flood {
             d.flush(&mut self.events);
@@ -832,7 +880,8 @@ impl Detect {
     }
 
     /// Copy alert and detector figures into `s`.
-    pub(crate) fn refresh(&self, s: &mut Stats) {
+    pub(crate) fn refresh(&mut self, s: &mut Stats) {
+        self.drain_ahead();
         for (ki, k) in AlertKind::ALL.iter().enumerate() {
             for (si, sv) in Severity::ALL.iter().enumerate() {
                 s.alerts[ki][si] = self.alerts.opened.get(&(*k, *sv)).copied().unwrap_or(0);
@@ -889,7 +938,7 @@ fn flow_stage(
     let u = back.packet(s, &mut pkt, inner_missing, ts, flow_hash);
     if detect.detectors.wants(&pkt, &u) {
         if let Some(flow) = back.flows.get(u.slot) {
-            detect.detectors.on_packet(&pkt, &u, &FlowView::of(flow), ts);
+            detect.feed(&pkt, &u, &FlowView::of(flow), ts);
         }
     }
 }

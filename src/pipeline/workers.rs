@@ -574,7 +574,7 @@ fn collector(
     let mut feed = |detect: &mut Detect, out: Out| match out {
         Out::Packet(d) => {
             last_ts = d.ts;
-            detect.detectors.on_packet(&d.pkt, &d.update, &d.view, d.ts);
+            detect.feed(&d.pkt, &d.update, &d.view, d.ts);
         }
         Out::Tick(ts) => {
             last_ts = ts;
