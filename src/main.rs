@@ -40,7 +40,7 @@ enum Command {
         replay_loop: bool,
         /// Seconds to keep serving /metrics after --pcap ends, 0 to 1e7 (default: until
         /// Ctrl-C/SIGTERM).
-        #[arg(long, value_name = "SECONDS", value_parser = parse_linger)]
+        #[arg(long, value_name = "SECONDS", value_parser = parse_linger, allow_negative_numbers = true)]
         linger: Option<f64>,
         /// Metrics HTTP listen address (default 127.0.0.1:9977; "" disables).
         #[arg(long, value_name = "ADDR")]
@@ -67,7 +67,7 @@ enum Command {
         /// Configuration file (TOML); defaults apply when omitted.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Write alert records (JSON lines) to this file; "-" for standard output.
+        /// Append alert records (JSON lines) to this file; "-" for standard output.
         #[arg(long, value_name = "FILE")]
         alerts: Option<PathBuf>,
         /// Write the summary as JSON to this file; "-" for standard output.
@@ -197,9 +197,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .filter(|b| **b)
                 .count();
             if on_stdout > 1 {
-                anyhow::bail!(
-                    "only one of --alerts -, --stats-json - and --flows - can use standard output (their lines would mix)"
+                // Bad command-line usage: exit 2, as clap does.
+                eprintln!(
+                    "fivewatch: error: only one of --alerts -, --stats-json - and --flows - can use standard output (their lines would mix)"
                 );
+                return Ok(ExitCode::from(2));
             }
             let file = alerts.as_deref().filter(|_| !to_stdout);
             let mut sink = AlertSink::open(file, to_stdout)?;

@@ -444,3 +444,61 @@ fn workers_flag_out_of_range_is_refused() {
         );
     }
 }
+
+/// A damaged capture file given to `run`: the frames before the damage are processed, the
+/// error is logged with its byte offset (926, where tests/data/README.md says record 9 is
+/// cut), metrics are still served for the linger time, then it exits 1.
+#[test]
+fn run_damaged_pcap_still_lingers_then_exits_1() {
+    let start = std::time::Instant::now();
+    let out = fivewatch(&[
+        "run",
+        "--pcap",
+        "tests/data/corrupt-truncated-mid-record.pcap",
+        "--speed",
+        "1000",
+        "--linger",
+        "2",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("capture file ended early"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("offset 926"), "{}", stderr(&out));
+    assert!(start.elapsed() >= std::time::Duration::from_secs(2), "did not linger");
+}
+
+/// Two outputs on standard output is bad command-line usage: exit 2, like clap's errors.
+#[test]
+fn two_outputs_on_stdout_exit_2() {
+    let out = fivewatch(&[
+        "replay",
+        "--alerts",
+        "-",
+        "--stats-json",
+        "-",
+        "tests/data/syn-flood-small-200pkts.pcap",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("can use standard output"), "{}", stderr(&out));
+}
+
+/// `--linger` out of range, negative included, gets the range message (not clap's
+/// "unexpected argument").
+#[test]
+fn negative_linger_gets_the_range_message() {
+    let out = fivewatch(&[
+        "run",
+        "--pcap",
+        "tests/data/syn-flood-small-200pkts.pcap",
+        "--linger",
+        "-1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("must be a number of seconds from 0"),
+        "{}",
+        stderr(&out)
+    );
+}

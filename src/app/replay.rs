@@ -287,9 +287,12 @@ impl ReplaySummary {
             n => s += &format!("errors    {n} decode errors: {}\n", kv(&self.decode_errors_by_reason)),
         }
         if self.timestamps_backwards > 0 {
+            let order = match self.files.len() {
+                1 => "",
+                _ => "; files are one stream, give them in capture order",
+            };
             s += &format!(
-                "warning   {} frames had a timestamp earlier than the frame before (clamped; \
-                 files are one stream, give them in capture order)\n",
+                "warning   {} frames had a timestamp earlier than the frame before (clamped{order})\n",
                 self.timestamps_backwards
             );
         }

@@ -153,8 +153,14 @@ pub fn run(cfg: &Config, opts: &RunOptions, sink: AlertSink) -> anyhow::Result<(
     };
     // Keep /metrics up after a capture file ends so that it can still be scraped; without
     // a metrics server there is nothing to wait for.
-    if capture_result.is_ok() && !stop.load(Ordering::Relaxed) && server.is_some() {
+    // A damaged file ends the replay at the damage (everything before it was processed):
+    // say so now, and still serve what was counted for the linger time; `run` then exits
+    // with the error.
+    if !stop.load(Ordering::Relaxed) && server.is_some() {
         if let Source::File { .. } = opts.source {
+            if let Err(e) = &capture_result {
+                tracing::error!(error = %format!("{e:#}"), "capture file ended early");
+            }
             linger(opts.linger, &stop, &hup_note);
         }
     }
@@ -539,7 +545,7 @@ fn capture_loop(
             let mut src = LiveSource::open_with(name, &live)?;
             let ring_bytes = (live.backend == LiveBackend::Ring).then(|| live.ring.bytes());
             let fanout = live.fanout.map(|f| format!("{}/{:?}", f.group, f.mode));
-            tracing::info!(interface = %name, backend = ?live.backend, ring_bytes, fanout, "capturing");
+            tracing::info!(interface = %name, backend = %live.backend, ring_bytes, fanout, "capturing");
             let mut kernel = KernelCounters::default();
             let mut last_stats = Instant::now();
             let mut run = || -> anyhow::Result<()> {

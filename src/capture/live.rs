@@ -63,6 +63,17 @@ impl Default for LiveBackend {
     }
 }
 
+/// The `capture.backend` value: `ring`, `af_packet` or `pnet`.
+impl std::fmt::Display for LiveBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LiveBackend::Ring => "ring",
+            LiveBackend::AfPacket => "af_packet",
+            LiveBackend::Pnet => "pnet",
+        })
+    }
+}
+
 impl std::str::FromStr for LiveBackend {
     type Err = String;
 
@@ -1118,6 +1129,10 @@ mod tests {
     fn backend_and_mode_names() {
         assert_eq!("ring".parse(), Ok(LiveBackend::Ring));
         assert_eq!("af_packet".parse(), Ok(LiveBackend::AfPacket));
+        // Logged as the config value, which parses back.
+        for b in [LiveBackend::Ring, LiveBackend::AfPacket, LiveBackend::Pnet] {
+            assert_eq!(b.to_string().parse(), Ok(b));
+        }
         assert_eq!("pnet".parse(), Ok(LiveBackend::Pnet));
         assert!("AF_PACKET".parse::<LiveBackend>().is_err());
         for (s, m) in [
