@@ -78,7 +78,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         flows: Option<PathBuf>,
         /// Flow worker threads (default: `pipeline.workers` of the config; 0 = one per CPU
-        /// core). Alerts, flow records and counters are the same for any number of workers.
+        /// core). Alerts, flow records and counters are the same for any number of workers
+        /// while no worker's share of `flow.capacity` (1/N each) fills up.
         #[arg(long, value_name = "N", value_parser = parse_workers)]
         workers: Option<usize>,
         /// Capture files (pcap or pcapng, recognised by content), processed in order.

@@ -1,16 +1,22 @@
 //! The flow table's hash index: a flow key's 64-bit hash → the slot of its flow in the
 //! table's slab.
 //!
-//! Open addressing over buckets of one cache line (64 bytes): ten entries, each a 16-bit
-//! tag from the hash and a 32-bit slot, and an overflow count. A lookup reads the key's home
-//! bucket, compares tags, and checks the stored key only of a flow whose tag matches (a
-//! wrong match costs one flow read, about once in 6 500 lookups in a full bucket); it reads
-//! the next bucket only while the overflow count says that some key whose home is this
-//! bucket or an earlier one was placed further on because it was full. So a lookup usually
-//! touches two cache lines, the bucket and the flow, and [`FlowIndex::prefetch`] and
-//! [`FlowIndex::candidate`] let a caller that knows the hashes of the next packets start both
-//! loads early. Removing decrements the overflow counts that inserting incremented, so there
-//! are no tombstones to clean up however many flows come and go.
+//! Open addressing over buckets of one cache line (64 bytes): ten entries, each a 12-bit tag
+//! from the hash, a 4-bit distance from its home bucket and a 32-bit slot, and an overflow
+//! count. A lookup reads the key's home bucket, compares tags, and checks the stored key only
+//! of a flow whose tag matches (a wrong match costs one flow read, about once in 500 lookups
+//! in a full bucket); it reads the next bucket only while the overflow count says that some
+//! key whose home is this bucket or an earlier one was placed further on because it was full.
+//! So a lookup usually touches two cache lines, the bucket and the flow, and
+//! [`FlowIndex::prefetch`] and [`FlowIndex::candidate`] let a caller that knows the hashes of
+//! the next packets start both loads early.
+//!
+//! Removing decrements the overflow counts that inserting incremented, and moves entries
+//! that were placed past the freed entry's bucket back into it (their distance says where
+//! their home is, no rehash needed), so that a table churning at capacity (a flood of
+//! spoofed sources: evict one flow, insert one) keeps its overflow runs as short as a freshly
+//! filled one: without that, displaced entries would stay displaced and the overflow counts
+//! would act as tombstones, lengthening every lookup of a new key.
 //!
 //! The home bucket is taken from the hash's lower 32 bits by multiply-shift, so the bucket
 //! count need not be a power of two: the index grows by doubling up to `capacity / 8`
@@ -19,6 +25,9 @@
 
 /// Entries per bucket.
 const WAYS: usize = 10;
+/// The distance field of an entry at least this many buckets from home: its home is not
+/// known without its hash, so removals leave it where it is.
+const FAR: u16 = 15;
 /// Most flows per bucket on average before the index grows (at its final size, when full).
 const LOAD: usize = 8;
 /// Buckets of a new index (at most those of its final size).
@@ -27,8 +36,9 @@ const START_BUCKETS: usize = 1 << 10;
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Default)]
 struct Bucket {
-    /// Tags ([`tag`]) of the entries.
-    tags: [u16; WAYS],
+    /// Per entry: its [`tag`] in the upper 12 bits, its distance from its home bucket in the
+    /// lower 4 (at most [`FAR`]).
+    meta: [u16; WAYS],
     /// `slot + 1` of the entries; 0 is an empty entry.
     slots: [u32; WAYS],
     /// Entries whose home is this bucket or an earlier one, placed after it because it was
@@ -36,10 +46,10 @@ struct Bucket {
     overflow: u32,
 }
 
-/// The tag of hash `h`: 16 bits the home bucket is not taken from.
+/// The tag of hash `h` in an entry's `meta`: 12 bits the home bucket is not taken from.
 #[inline]
 fn tag(h: u64) -> u16 {
-    (h >> 32) as u16
+    ((h >> 32) as u16) & 0xFFF0
 }
 
 /// Index from a 64-bit hash to a `u32` slot (see the module documentation).
@@ -88,7 +98,7 @@ impl FlowIndex {
             let bucket = &self.buckets[b];
             for w in 0..WAYS {
                 let s = bucket.slots[w];
-                if bucket.tags[w] == t && s != 0 && eq(s - 1) {
+                if bucket.meta[w] & 0xFFF0 == t && s != 0 && eq(s - 1) {
                     return Some(s - 1);
                 }
             }
@@ -112,7 +122,7 @@ impl FlowIndex {
     pub(crate) fn candidate(&self, h: u64) -> Option<u32> {
         let (t, bucket) = (tag(h), &self.buckets[self.home(h)]);
         (0..WAYS)
-            .find(|&w| bucket.tags[w] == t && bucket.slots[w] != 0)
+            .find(|&w| bucket.meta[w] & 0xFFF0 == t && bucket.slots[w] != 0)
             .map(|w| bucket.slots[w] - 1)
     }
 
@@ -133,11 +143,11 @@ impl FlowIndex {
     fn place(&mut self, h: u64, slot: u32) {
         let mut b = self.home(h);
         // There is a free entry: len < (WAYS - 1) x buckets (see insert).
-        for _ in 0..self.buckets.len() {
+        for d in 0..self.buckets.len() {
             let next = self.next(b);
             let bucket = &mut self.buckets[b];
             if let Some(w) = bucket.slots.iter().position(|&s| s == 0) {
-                bucket.tags[w] = tag(h);
+                bucket.meta[w] = tag(h) | (d.min(FAR as usize) as u16);
                 bucket.slots[w] = slot + 1;
                 return;
             }
@@ -166,14 +176,52 @@ impl FlowIndex {
             return false;
         };
         self.buckets[at].slots[w] = 0;
-        self.buckets[at].tags[w] = 0;
+        self.buckets[at].meta[w] = 0;
         let mut b = home;
         while b != at {
             self.buckets[b].overflow -= 1;
             b = self.next(b);
         }
         self.len -= 1;
+        self.refill(at, w);
         true
+    }
+
+    /// Entry `w` of bucket `hole` was just emptied: move into it an entry placed further on
+    /// that passed this bucket (its home is at or before it), then fill the place that one
+    /// left, and so on. Only buckets reached through non-zero overflow counts are looked at:
+    /// past a bucket nobody passed, nobody passed the hole either.
+    fn refill(&mut self, mut hole: usize, mut hw: usize) {
+        let n = self.buckets.len();
+        'fill: while self.buckets[hole].overflow != 0 {
+            let mut j = self.next(hole);
+            for gap in 1..usize::from(FAR) {
+                let bucket = &self.buckets[j];
+                let pick = (0..WAYS).find(|&w| {
+                    let d = usize::from(bucket.meta[w] & 0xF);
+                    bucket.slots[w] != 0 && d < usize::from(FAR) && d >= gap
+                });
+                if let Some(w) = pick {
+                    let (meta, slot) = (bucket.meta[w], bucket.slots[w]);
+                    self.buckets[hole].meta[hw] = meta - gap as u16;
+                    self.buckets[hole].slots[hw] = slot;
+                    self.buckets[j].meta[w] = 0;
+                    self.buckets[j].slots[w] = 0;
+                    let mut b = hole;
+                    while b != j {
+                        self.buckets[b].overflow -= 1;
+                        b = self.next(b);
+                    }
+                    (hole, hw) = (j, w);
+                    continue 'fill;
+                }
+                if self.buckets[j].overflow == 0 || gap + 1 >= n {
+                    break;
+                }
+                j = self.next(j);
+            }
+            break;
+        }
     }
 
     fn grow(&mut self, n: usize, rehash: impl Fn(u32) -> u64) {
@@ -421,3 +469,7 @@ mod tests {
         assert!(home > n as usize * 9 / 10, "{home} of {n} in their home bucket");
     }
 }
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod properties;
