@@ -30,7 +30,8 @@ const WAYS: usize = 10;
 const FAR: u16 = 15;
 /// Most flows per bucket on average before the index grows (at its final size, when full).
 const LOAD: usize = 8;
-/// Buckets of a new index (at most those of its final size).
+/// Buckets of a new index (at most those of its final size), unless made with
+/// [`FlowIndex::with_start`].
 const START_BUCKETS: usize = 1 << 10;
 
 #[repr(C, align(64))]
@@ -62,9 +63,15 @@ pub(crate) struct FlowIndex {
 impl FlowIndex {
     /// An index for at most `capacity` entries (at least 1; it holds more, less efficiently).
     pub(crate) fn new(capacity: usize) -> FlowIndex {
+        FlowIndex::with_start(capacity, START_BUCKETS * LOAD)
+    }
+
+    /// [`FlowIndex::new`] starting with room for `start` entries before it first grows (at
+    /// most `capacity`): growing rehashes every entry.
+    pub(crate) fn with_start(capacity: usize, start: usize) -> FlowIndex {
         let max_buckets = capacity.max(1).div_ceil(LOAD);
         FlowIndex {
-            buckets: vec![Bucket::default(); max_buckets.min(START_BUCKETS)],
+            buckets: vec![Bucket::default(); max_buckets.min(start.div_ceil(LOAD)).max(1)],
             len: 0,
             max_buckets,
         }

@@ -660,7 +660,8 @@ impl FlowTable {
     pub fn with_hasher(capacity: usize, timeouts: Timeouts, hasher: FlowHasher) -> FlowTable {
         let capacity = capacity.max(1);
         FlowTable {
-            index: FlowIndex::new(capacity),
+            // Room for 64 Ki flows (512 KiB) before the first rehash, as the slab.
+            index: FlowIndex::with_start(capacity, 1 << 16),
             slab: Vec::with_capacity(capacity.min(1 << 16)),
             free: Vec::new(),
             heads: [NIL; CLASSES],
