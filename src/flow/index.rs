@@ -184,14 +184,20 @@ impl FlowIndex {
         };
         self.buckets[at].slots[w] = 0;
         self.buckets[at].meta[w] = 0;
-        let mut b = home;
-        while b != at {
-            self.buckets[b].overflow -= 1;
-            b = self.next(b);
-        }
+        self.unpass(home, at);
         self.len -= 1;
         self.refill(at, w);
         true
+    }
+
+    /// An entry placed in bucket `to` no longer passes buckets `from` up to `to` (excluded):
+    /// decrement their overflow counts.
+    fn unpass(&mut self, from: usize, to: usize) {
+        let mut b = from;
+        while b != to {
+            self.buckets[b].overflow -= 1;
+            b = self.next(b);
+        }
     }
 
     /// Entry `w` of bucket `hole` was just emptied: move into it an entry placed further on
@@ -214,11 +220,7 @@ impl FlowIndex {
                     self.buckets[hole].slots[hw] = slot;
                     self.buckets[j].meta[w] = 0;
                     self.buckets[j].slots[w] = 0;
-                    let mut b = hole;
-                    while b != j {
-                        self.buckets[b].overflow -= 1;
-                        b = self.next(b);
-                    }
+                    self.unpass(hole, j);
                     (hole, hw) = (j, w);
                     continue 'fill;
                 }
