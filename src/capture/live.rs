@@ -63,14 +63,18 @@ impl Default for LiveBackend {
     }
 }
 
+/// Each backend with its `capture.backend` value.
+const BACKEND_NAMES: [(LiveBackend, &str); 3] = [
+    (LiveBackend::Ring, "ring"),
+    (LiveBackend::AfPacket, "af_packet"),
+    (LiveBackend::Pnet, "pnet"),
+];
+
 /// The `capture.backend` value: `ring`, `af_packet` or `pnet`.
 impl std::fmt::Display for LiveBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LiveBackend::Ring => "ring",
-            LiveBackend::AfPacket => "af_packet",
-            LiveBackend::Pnet => "pnet",
-        })
+        let name = BACKEND_NAMES.iter().find(|(b, _)| b == self).map_or("", |(_, n)| n);
+        f.write_str(name)
     }
 }
 
@@ -79,12 +83,11 @@ impl std::str::FromStr for LiveBackend {
 
     /// `ring`, `af_packet` or `pnet` (the `capture.backend` values).
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "ring" => Ok(LiveBackend::Ring),
-            "af_packet" => Ok(LiveBackend::AfPacket),
-            "pnet" => Ok(LiveBackend::Pnet),
-            _ => Err(format!("must be \"ring\", \"af_packet\" or \"pnet\", got {s:?}")),
-        }
+        BACKEND_NAMES
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(b, _)| *b)
+            .ok_or_else(|| format!("must be \"ring\", \"af_packet\" or \"pnet\", got {s:?}"))
     }
 }
 

@@ -327,9 +327,10 @@ fn tunnel_session(
     inner_dst: std::net::IpAddr,
     inner_decoded: bool,
     ts: u64,
+    hash: Option<u64>,
 ) -> (TunnelSession, Option<bool>) {
     use std::net::IpAddr;
-    let hash = sessions.tunnel_hash(t.outer_dst, t.header.teid);
+    let hash = hash.unwrap_or_else(|| sessions.tunnel_hash(t.outer_dst, t.header.teid));
     let sess = match sessions.lookup_tunnel(hash, t.outer_dst, t.header.teid, ts) {
         TunnelState::Known(sess) => sess,
         TunnelState::Unknown => {
@@ -721,19 +722,19 @@ impl Back {
     /// Session lookup (G-PDUs) and flow update for a decoded packet at capture time `ts`.
     /// Returns what the packet did to its flow and the flow's slot.
     #[inline]
-    /// `hash`: the flow key's hash by this back's table (or one with the same hasher), when
-    /// the caller computed it already.
+    /// `hashes`: the packet's key hashes the caller computed already (to prefetch with).
     pub(crate) fn packet(
         &mut self,
         s: &mut Stats,
         pkt: &mut Packet,
         inner_missing: bool,
         ts: u64,
-        hash: Option<u64>,
+        hashes: KeyHashes,
     ) -> Update {
         let session = match pkt.tunnel.as_mut() {
             Some(t) if t.header.message_type == gtpu::MSG_GPDU => {
-                let (sess, uplink) = tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts);
+                let (sess, uplink) =
+                    tunnel_session(&self.sessions, t, pkt.src, pkt.dst, !inner_missing, ts, hashes.tunnel);
                 t.uplink = uplink.or(t.uplink);
                 s.gtpu_session_lookups[sess.state as usize - 1] += 1;
                 t.session = Some(sess);
@@ -742,7 +743,7 @@ impl Back {
             _ => None,
         };
         let (key, a_to_b) = FlowKey::of_packet(pkt);
-        let h = hash.unwrap_or_else(|| self.flows.hash(&key));
+        let h = hashes.flow.unwrap_or_else(|| self.flows.hash(&key));
         let (wanted, ended) = (self.flow_records, &mut self.ended);
         let u = self
             .flows
@@ -909,6 +910,18 @@ pub struct Engine {
     lookahead: bool,
 }
 
+/// A packet's key hashes computed before its flow stage (by the dispatcher, or by a
+/// lookahead that prefetched with them), so that the flow stage does not hash the keys
+/// again. `None`: not computed (the flow stage hashes).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyHashes {
+    /// The flow key's hash by the flow table ([`FlowTable::hash`], or a table with the
+    /// same [`FlowHasher`]).
+    pub(crate) flow: Option<u64>,
+    /// A G-PDU's tunnel key hash by the session table ([`SessionTable::tunnel_hash`]).
+    pub(crate) tunnel: Option<u64>,
+}
+
 /// A decoded packet whose flow and tunnel entries are being prefetched.
 struct Ahead {
     ts: u64,
@@ -920,11 +933,20 @@ struct Ahead {
     tunnel_hash: Option<u64>,
 }
 
+impl Ahead {
+    fn hashes(&self) -> KeyHashes {
+        KeyHashes {
+            flow: Some(self.flow_hash),
+            tunnel: self.tunnel_hash,
+        }
+    }
+}
+
 /// How many decoded packets an engine with lookahead keeps before their flow stage.
 pub const LOOKAHEAD: usize = 8;
 
-/// Session lookup, flow update and detectors for one decoded packet (`flow_hash`: its flow
-/// key's hash, when known).
+/// Session lookup, flow update and detectors for one decoded packet (`hashes`: its key
+/// hashes, when known).
 #[inline]
 fn flow_stage(
     back: &mut Back,
@@ -933,9 +955,9 @@ fn flow_stage(
     mut pkt: Packet,
     inner_missing: bool,
     ts: u64,
-    flow_hash: Option<u64>,
+    hashes: KeyHashes,
 ) {
-    let u = back.packet(s, &mut pkt, inner_missing, ts, flow_hash);
+    let u = back.packet(s, &mut pkt, inner_missing, ts, hashes);
     if detect.detectors.wants(&pkt, &u) {
         if let Some(flow) = back.flows.get(u.slot) {
             detect.feed(&pkt, &u, &FlowView::of(flow), ts);
@@ -946,7 +968,7 @@ fn flow_stage(
 /// The flow stage of every packet in `ahead`, oldest first.
 fn drain_ahead(ahead: &mut std::collections::VecDeque<Ahead>, back: &mut Back, detect: &mut Detect, s: &mut Stats) {
     while let Some(a) = ahead.pop_front() {
-        flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, Some(a.flow_hash));
+        flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, a.hashes());
     }
 }
 
@@ -1043,7 +1065,7 @@ impl Engine {
         if !self.lookahead || !matches!(d.control, Control::None) {
             drain_ahead(&mut self.ahead, back, detect, s);
             back.control(Some(s), &d.pkt, d.control, ts);
-            flow_stage(back, detect, s, d.pkt, d.inner_missing, ts, None);
+            flow_stage(back, detect, s, d.pkt, d.inner_missing, ts, KeyHashes::default());
             return;
         }
         let flow_hash = self.back.flows.hash(&FlowKey::of_packet(&d.pkt).0);
@@ -1082,7 +1104,7 @@ impl Engine {
         if self.ahead.len() > LOOKAHEAD {
             if let Some(a) = self.ahead.pop_front() {
                 let (back, detect, s) = (&mut self.back, &mut self.detect, &mut self.stats);
-                flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, Some(a.flow_hash));
+                flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, a.hashes());
             }
         }
     }

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::{Back, Clock, Control, Detect, Front, Stats};
+use super::{Back, Clock, Control, Detect, Front, KeyHashes, Stats};
 use crate::alert::AlertRecord;
 use crate::capture::Frame;
 use crate::config::Config;
@@ -441,6 +441,9 @@ fn worker(
     let _done = Done(out_tx.clone(), w);
     let mut stats = Stats::default();
     let mut sample = 0u32;
+    // Per item of the current batch: the key hashes of a packet this worker owns (the flow
+    // hash from the dispatcher, the tunnel hash computed here once), `None` for the others.
+    let mut hashes: Vec<Option<KeyHashes>> = Vec::new();
     for mut b in rx {
         let mut out = out_free.try_recv().unwrap_or_default();
         out.worker = w;
@@ -449,29 +452,39 @@ fn worker(
         // Flows and tunnel keys are mostly out of cache: start loading the index buckets of
         // the packet PREFETCH_AHEAD on, and the flow and tunnel entries of the one half as
         // far, whose buckets are in by now.
-        let owned = |i: Option<&Item>| match i {
-            Some(Item::Packet {
-                owner: true, hash, pkt, ..
-            }) => Some((*hash, pkt.tunnel.filter(|t| t.header.message_type == gtpu::MSG_GPDU))),
-            _ => None,
-        };
-        for i in 0..b.items.len() {
-            if let Some((h, tunnel)) = owned(b.items.get(i + PREFETCH_AHEAD)) {
-                back.flows.prefetch(h);
-                if let Some(t) = tunnel {
-                    back.sessions
-                        .prefetch_tunnel(back.sessions.tunnel_hash(t.outer_dst, t.header.teid));
-                }
+        hashes.clear();
+        hashes.extend(b.items.iter().map(|i| {
+            match i {
+                Item::Packet {
+                    owner: true, hash, pkt, ..
+                } => Some(KeyHashes {
+                    flow: Some(*hash),
+                    tunnel: pkt
+                        .tunnel
+                        .filter(|t| t.header.message_type == gtpu::MSG_GPDU)
+                        .map(|t| back.sessions.tunnel_hash(t.outer_dst, t.header.teid)),
+                }),
+                _ => None,
             }
-            if let Some((h, _)) = owned(b.items.get(i + 2)) {
+        }));
+        let at = |j: usize| hashes.get(j).copied().flatten().unwrap_or_default();
+        for i in 0..b.items.len() {
+            let ahead = at(i + PREFETCH_AHEAD);
+            if let Some(h) = ahead.flow {
+                back.flows.prefetch(h);
+            }
+            if let Some(h) = ahead.tunnel {
+                back.sessions.prefetch_tunnel(h);
+            }
+            if let Some(h) = at(i + 2).flow {
                 back.flows.prefetch_links(h);
             }
-            if let Some((h, tunnel)) = owned(b.items.get(i + PREFETCH_AHEAD / 2)) {
+            let half = at(i + PREFETCH_AHEAD / 2);
+            if let Some(h) = half.flow {
                 back.flows.prefetch_flow(h);
-                if let Some(t) = tunnel {
-                    back.sessions
-                        .prefetch_tunnel_entry(back.sessions.tunnel_hash(t.outer_dst, t.header.teid));
-                }
+            }
+            if let Some(h) = half.tunnel {
+                back.sessions.prefetch_tunnel_entry(h);
             }
             match b.items[i] {
                 Item::Packet {
@@ -481,7 +494,7 @@ fn worker(
                     inner_missing,
                     owner,
                     ctl,
-                    hash,
+                    hash: _,
                 } => {
                     back.sessions.note_packet(ts);
                     let control = ctl_of(ctl, &b.arena);
@@ -492,7 +505,7 @@ fn worker(
                     sample = sample.wrapping_add(1);
                     let t0 = (sample % 64 == 0 && timing.is_some()).then(std::time::Instant::now);
                     back.control(Some(&mut stats), &pkt, control, ts);
-                    let u = back.packet(&mut stats, &mut pkt, inner_missing, ts, Some(hash));
+                    let u = back.packet(&mut stats, &mut pkt, inner_missing, ts, at(i));
                     if Detectors::wants_for(wants.0, wants.1, &pkt, &u) {
                         if let Some(flow) = back.flows.get(u.slot) {
                             let view = FlowView::of(flow);
