@@ -855,6 +855,12 @@ mod sys {
     }
 
     impl RawSocket {
+        /// An `AF_PACKET`/`SOCK_RAW` socket bound to interface `name` (ARPHRD hardware type
+        /// `arphrd`), with `opts`' promiscuous mode and fanout group (packet(7)).
+        ///
+        /// # Errors
+        /// The OS error of the failing call: `socket` (EPERM without CAP_NET_RAW), the
+        /// interface lookup, `bind`, the membership or `PACKET_FANOUT` option.
         pub fn open(name: &str, arphrd: u16, opts: &LiveOptions) -> io::Result<RawSocket> {
             let ifindex = ifindex(name)?;
             // Protocol 0: receive nothing until bind() attaches us to this interface only.
@@ -877,6 +883,9 @@ mod sys {
             })
         }
 
+        /// Deliver up to `MAX_BATCH` frames (bytes as received, `recvmsg`), waiting up to
+        /// `timeout` for the first. Returns how many were delivered and the error that
+        /// ended the call, if any.
         pub fn recv(
             &mut self,
             timeout: Duration,
@@ -995,12 +1004,15 @@ mod sys {
     }
 
     impl RawSocket {
+        /// Not supported on this system: always the "unsupported" error.
         pub fn open(_: &str, _: u16, _: &super::LiveOptions) -> io::Result<RawSocket> {
             Err(unsupported())
         }
+        /// Never reached (no socket can be opened here).
         pub fn recv(&mut self, _: Duration, _: LinkType, _: &mut dyn FnMut(Frame<'_>)) -> (usize, io::Result<()>) {
             (0, Err(unsupported()))
         }
+        /// No kernel counters here.
         pub fn kernel_stats(&self) -> Option<(u64, u64)> {
             None
         }
