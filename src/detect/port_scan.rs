@@ -84,12 +84,8 @@ impl Episode {
 #[derive(Default)]
 struct Source {
     window_start: u64,
-    /// (target, port) → answered.
-    probes: FastMap<(IpAddr, u16), bool>,
-    /// Unanswered probes per target host.
-    per_host: FastMap<IpAddr, u32>,
-    /// Unanswered probes per destination port.
-    per_port: FastMap<u16, u32>,
+    /// The window's distinct probes, with their unanswered counts per host and per port.
+    probes: ProbeSet,
     /// Connection attempts in the window (every new flow, repeats included).
     attempts: u64,
     /// Attempts answered in the window.
@@ -102,9 +98,136 @@ impl Source {
         self.window_start = now;
         self.attempts = 0;
         self.answers = 0;
-        self.probes = FastMap::default();
-        self.per_host = FastMap::default();
-        self.per_port = FastMap::default();
+        self.probes.clear();
+    }
+}
+
+/// Most probes a [`ProbeSet`] keeps in its vector before it moves them to hash maps.
+const SMALL_PROBES: usize = 32;
+
+/// One remembered probe of a small [`ProbeSet`].
+#[derive(Clone, Copy)]
+struct Probe {
+    dst: IpAddr,
+    port: u16,
+    answered: bool,
+}
+
+/// The distinct probes (target, port) of one source in one window, each marked answered or
+/// not, with the number of unanswered ones per target host and per port.
+///
+/// Most sources are clients with a few probes per window: up to [`SMALL_PROBES`] live in
+/// one vector, where a lookup is a scan of a few adjacent cache lines and the counts are
+/// taken in the same pass. Beyond that they move to three hash maps (a lookup each, at any
+/// size). Both give the same answers.
+#[derive(Default)]
+struct ProbeSet {
+    small: Vec<Probe>,
+    large: Option<Box<LargeProbes>>,
+}
+
+#[derive(Default)]
+struct LargeProbes {
+    /// (target, port) → answered.
+    probes: FastMap<(IpAddr, u16), bool>,
+    /// Unanswered probes per target host.
+    per_host: FastMap<IpAddr, u32>,
+    /// Unanswered probes per destination port.
+    per_port: FastMap<u16, u32>,
+}
+
+impl ProbeSet {
+    /// Distinct probes held.
+    fn len(&self) -> usize {
+        match &self.large {
+            Some(l) => l.probes.len(),
+            None => self.small.len(),
+        }
+    }
+
+    fn contains(&self, dst: IpAddr, port: u16) -> bool {
+        match &self.large {
+            Some(l) => l.probes.contains_key(&(dst, port)),
+            None => self.small.iter().any(|p| p.port == port && p.dst == dst),
+        }
+    }
+
+    /// Add probe `(dst, port)`, unanswered, which must not be held yet. Returns the
+    /// unanswered probes to `dst` and on `port`, this one included.
+    fn insert(&mut self, dst: IpAddr, port: u16) -> (u32, u32) {
+        if self.large.is_none() && self.small.len() >= SMALL_PROBES {
+            let mut l = LargeProbes::default();
+            for p in self.small.drain(..) {
+                l.probes.insert((p.dst, p.port), p.answered);
+                if !p.answered {
+                    *l.per_host.entry(p.dst).or_insert(0) += 1;
+                    *l.per_port.entry(p.port).or_insert(0) += 1;
+                }
+            }
+            self.small = Vec::new();
+            self.large = Some(Box::new(l));
+        }
+        match &mut self.large {
+            Some(l) => {
+                l.probes.insert((dst, port), false);
+                let host = l.per_host.entry(dst).or_insert(0);
+                *host += 1;
+                let on_port = l.per_port.entry(port).or_insert(0);
+                *on_port += 1;
+                (*host, *on_port)
+            }
+            None => {
+                let (mut host, mut on_port) = (1, 1);
+                for p in self.small.iter().filter(|p| !p.answered) {
+                    host += u32::from(p.dst == dst);
+                    on_port += u32::from(p.port == port);
+                }
+                self.small.push(Probe {
+                    dst,
+                    port,
+                    answered: false,
+                });
+                (host, on_port)
+            }
+        }
+    }
+
+    /// Mark probe `(dst, port)` answered, if it is held and was not yet.
+    fn answer(&mut self, dst: IpAddr, port: u16) {
+        match &mut self.large {
+            Some(l) => {
+                if let Some(answered) = l.probes.get_mut(&(dst, port)) {
+                    if !*answered {
+                        *answered = true;
+                        if let Some(n) = l.per_host.get_mut(&dst) {
+                            *n = n.saturating_sub(1);
+                        }
+                        if let Some(n) = l.per_port.get_mut(&port) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+            None => {
+                if let Some(p) = self.small.iter_mut().find(|p| p.port == port && p.dst == dst) {
+                    p.answered = true;
+                }
+            }
+        }
+    }
+
+    /// The probes held, in no particular order.
+    fn targets(&self) -> Vec<(IpAddr, u16)> {
+        match &self.large {
+            Some(l) => l.probes.keys().copied().collect(),
+            None => self.small.iter().map(|p| (p.dst, p.port)).collect(),
+        }
+    }
+
+    /// Forget every probe (a small set keeps its vector's room for the next window).
+    fn clear(&mut self) {
+        self.small.clear();
+        self.large = None;
     }
 }
 
@@ -211,17 +334,7 @@ impl PortScan {
             let scanner = (flow.initiator, flow.scope);
             let (dst, port) = flow.responder;
             if let Some(s) = self.sources.get_mut(&scanner) {
-                if let Some(answered) = s.probes.get_mut(&(dst, port)) {
-                    if !*answered {
-                        *answered = true;
-                        if let Some(n) = s.per_host.get_mut(&dst) {
-                            *n = n.saturating_sub(1);
-                        }
-                        if let Some(n) = s.per_port.get_mut(&port) {
-                            *n = n.saturating_sub(1);
-                        }
-                    }
-                }
+                s.probes.answer(dst, port);
                 match &mut s.episode {
                     Some(e) => {
                         e.answered += 1;
@@ -256,25 +369,15 @@ impl PortScan {
         }
         s.attempts += 1;
         let (d, port) = (p.dst, p.dst_port);
-        if s.probes.contains_key(&(d, port)) {
+        if s.probes.contains(d, port) {
             return;
         }
         if s.probes.len() >= self.per_source_probes || self.probes_held >= self.cfg.max_probes {
             self.probes_dropped += 1;
             return;
         }
-        s.probes.insert((d, port), false);
+        let (vertical, horizontal) = s.probes.insert(d, port);
         self.probes_held += 1;
-        let vertical = {
-            let n = s.per_host.entry(d).or_insert(0);
-            *n += 1;
-            *n
-        };
-        let horizontal = {
-            let n = s.per_port.entry(port).or_insert(0);
-            *n += 1;
-            *n
-        };
         let v_hit = vertical >= self.cfg.vertical_ports;
         let h_hit = horizontal >= self.cfg.horizontal_hosts;
         if !(v_hit || h_hit) {
@@ -318,7 +421,7 @@ impl PortScan {
         };
         // In address order, not the map's (randomly seeded) order, so that the sample of
         // targets is the same on every run.
-        let mut probed: Vec<(IpAddr, u16)> = s.probes.keys().copied().collect();
+        let mut probed = s.probes.targets();
         probed.sort_unstable();
         for (dst, port) in probed {
             e.add_target(dst, port);
@@ -415,5 +518,111 @@ fn event(cfg: &PortScanConfig, src: Scoped, e: &Episode, phase: Phase) -> Event 
             answered: e.answered.min(e.probes),
             targets_sample: e.hosts_exact.iter().take(SAMPLE).copied().collect(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// The three maps every source used to keep, as the reference for [`ProbeSet`].
+    #[derive(Default)]
+    struct Model {
+        probes: HashMap<(IpAddr, u16), bool>,
+        per_host: HashMap<IpAddr, u32>,
+        per_port: HashMap<u16, u32>,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Probe(u8, u16),
+        Answer(u8, u16),
+        Clear,
+    }
+
+    /// Hosts 0..6 as IPv4, 6..12 as IPv6 (with ::ffff:10.0.0.n among them: the same bits as
+    /// an IPv4 target, a different address).
+    fn host(n: u8) -> IpAddr {
+        if n < 6 {
+            IpAddr::from([10, 0, 0, n])
+        } else {
+            IpAddr::from(std::net::Ipv4Addr::new(10, 0, 0, n - 6).to_ipv6_mapped())
+        }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0u8..12, 0u16..16).prop_map(|(h, p)| Op::Probe(h, p)),
+            3 => (0u8..12, 0u16..16).prop_map(|(h, p)| Op::Answer(h, p)),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Every operation gives the model's answer, below and above `SMALL_PROBES` (12 hosts
+        /// x 16 ports can reach 192 probes) and across the move to maps.
+        #[test]
+        fn probe_set_matches_the_maps(ops in proptest::collection::vec(op(), 1..400)) {
+            let (mut set, mut m) = (ProbeSet::default(), Model::default());
+            for op in ops {
+                match op {
+                    Op::Probe(h, port) => {
+                        let d = host(h);
+                        prop_assert_eq!(set.contains(d, port), m.probes.contains_key(&(d, port)));
+                        if m.probes.contains_key(&(d, port)) {
+                            continue;
+                        }
+                        m.probes.insert((d, port), false);
+                        let v = { let n = m.per_host.entry(d).or_insert(0); *n += 1; *n };
+                        let hz = { let n = m.per_port.entry(port).or_insert(0); *n += 1; *n };
+                        prop_assert_eq!(set.insert(d, port), (v, hz));
+                    }
+                    Op::Answer(h, port) => {
+                        let d = host(h);
+                        set.answer(d, port);
+                        if let Some(a) = m.probes.get_mut(&(d, port)) {
+                            if !*a {
+                                *a = true;
+                                *m.per_host.get_mut(&d).unwrap() -= 1;
+                                *m.per_port.get_mut(&port).unwrap() -= 1;
+                            }
+                        }
+                    }
+                    Op::Clear => {
+                        set.clear();
+                        m = Model::default();
+                    }
+                }
+                prop_assert_eq!(set.len(), m.probes.len());
+                let mut got = set.targets();
+                got.sort_unstable();
+                let mut want: Vec<_> = m.probes.keys().copied().collect();
+                want.sort_unstable();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
+    /// Past `SMALL_PROBES` distinct probes the set moves to its maps, keeping the answered
+    /// marks and counts it had.
+    #[test]
+    fn move_to_maps_keeps_counts() {
+        let mut set = ProbeSet::default();
+        let d = host(1);
+        for port in 0..SMALL_PROBES as u16 {
+            set.insert(d, port);
+        }
+        set.answer(d, 0);
+        set.answer(d, 1);
+        assert!(set.large.is_none());
+        // 32 probes to d, 2 answered: the 33rd makes 31 unanswered on d, 1 on its port.
+        assert_eq!(set.insert(d, 1000), (31, 1));
+        assert!(set.large.is_some());
+        assert_eq!(set.insert(host(2), 5), (1, 2));
+        assert_eq!(set.len(), SMALL_PROBES + 2);
     }
 }
