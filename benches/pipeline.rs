@@ -50,6 +50,18 @@ fn bench_decode(c: &mut Criterion) {
     g.bench_function("ethernet_ipv4_udp_gtpu_psc_ipv4_tcp", |b| {
         b.iter(|| decode(LinkType::ETHERNET, black_box(&gtp)))
     });
+    // The pipeline's path: the packet written in place into a buffer that is reused.
+    let mut out = fivewatch::decode::Packet::EMPTY;
+    g.bench_function("ethernet_ipv4_udp_gtpu_psc_ipv4_tcp_in_place", |b| {
+        b.iter(|| {
+            if let Ok(fivewatch::decode::link::Network::Ip(ip)) =
+                fivewatch::decode::link::network_layer(LinkType::ETHERNET, black_box(&gtp))
+            {
+                let _ = fivewatch::decode::ip::decode_ip_into(ip, Some(0), &mut out);
+            }
+            black_box(&out);
+        })
+    });
     g.finish();
 }
 

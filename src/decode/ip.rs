@@ -202,35 +202,76 @@ pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
 /// `Some(extra_port)` to open GTP-U on UDP 2152 and, when non-zero, on `extra_port` too (a
 /// core that runs GTP-U on a non-standard port).
 pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeError> {
-    let open_tunnels = tunnels.is_some();
-    let extra = tunnels.unwrap_or(0);
     let ip = parse_ip(d)?;
     let mut pkt = bare_packet(&ip);
+    decode_rest(&ip, tunnels, &mut pkt);
+    Ok(pkt)
+}
+
+/// [`decode_ip_with`] writing into `pkt`, which every field of is set on success (the hot
+/// path: the packet is built where it is used, not returned and copied through the
+/// layers). On error `pkt` is left unchanged.
+pub fn decode_ip_into(d: &[u8], tunnels: Option<u16>, pkt: &mut Packet) -> Result<(), DecodeError> {
+    let ip = parse_ip(d)?;
+    set_bare(pkt, &ip);
+    decode_rest(&ip, tunnels, pkt);
+    Ok(())
+}
+
+/// Set every field of `pkt` to the bare packet of `ip` (as [`bare_packet`]), leaving the
+/// tunnel alone.
+#[inline]
+fn set_ip_fields(pkt: &mut Packet, ip: &IpView<'_>) {
+    pkt.src = ip.src;
+    pkt.dst = ip.dst;
+    pkt.proto = ip.proto;
+    pkt.src_port = 0;
+    pkt.dst_port = 0;
+    pkt.icmp = None;
+    pkt.tcp_flags = 0;
+    pkt.ip_len = ip.ip_len;
+    pkt.fragment = ip.fragment;
+    pkt.anomaly = None;
+}
+
+#[inline]
+fn set_bare(pkt: &mut Packet, ip: &IpView<'_>) {
+    set_ip_fields(pkt, ip);
+    pkt.tunnel = None;
+}
+
+/// The transport and, for GTP-U, the tunnel and inner packet of `pkt`, whose IP fields are
+/// those of `ip` (see [`decode_ip_with`]).
+#[inline]
+fn decode_rest(ip: &IpView<'_>, tunnels: Option<u16>, pkt: &mut Packet) {
+    let open_tunnels = tunnels.is_some();
+    let extra = tunnels.unwrap_or(0);
     if ip.fragment == Fragment::Later {
-        return Ok(pkt);
+        return;
     }
-    let l4 = transport(ip.proto, ip.payload, &mut pkt);
-    if let Err(a) = l4 {
-        pkt.anomaly = Some(a);
-        return Ok(pkt);
-    }
-    let Ok(udp_payload) = l4 else { return Ok(pkt) };
+    let udp_payload = match transport(ip.proto, ip.payload, pkt) {
+        Ok(p) => p,
+        Err(a) => {
+            pkt.anomaly = Some(a);
+            return;
+        }
+    };
     if !(open_tunnels
         && ip.proto == ipproto::UDP
         && (pkt.dst_port == gtpu::GTPU_PORT
             || pkt.src_port == gtpu::GTPU_PORT
             || (extra != 0 && (pkt.dst_port == extra || pkt.src_port == extra))))
     {
-        return Ok(pkt);
+        return;
     }
     let (header, tpdu) = match gtpu::parse(udp_payload) {
         Ok(x) => x,
         Err(a) => {
             pkt.anomaly = Some(a);
-            return Ok(pkt);
+            return;
         }
     };
-    let tunnel = Tunnel {
+    pkt.tunnel = Some(Tunnel {
         outer_src: ip.src,
         outer_dst: ip.dst,
         outer_src_port: pkt.src_port,
@@ -238,33 +279,35 @@ pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeEr
         header,
         uplink: header.pdu_session.map(|psc| psc.pdu_type == gtpu::PSC_UL),
         session: None,
-    };
-    pkt.tunnel = Some(tunnel);
+    });
     if header.message_type != gtpu::MSG_GPDU {
-        return Ok(pkt);
+        return;
     }
     if header.truncated {
-        pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, gtpu_overrun_reason(&ip)));
+        pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, gtpu_overrun_reason(ip)));
     }
     // An inner IPv4/IPv6 packet that fails to decode is reported with the inner IP layer's
     // error (`ipv4: truncated`, ...); only a T-PDU that is not IP at all is `non_ip_payload`.
     match gtpu::tpdu_kind(tpdu) {
-        gtpu::TpduKind::Ipv4 | gtpu::TpduKind::Ipv6 => match decode_ip_with(tpdu, None) {
-            Ok(mut inner) => {
-                inner.tunnel = Some(tunnel);
-                inner.anomaly = inner.anomaly.or(pkt.anomaly);
-                Ok(inner)
+        gtpu::TpduKind::Ipv4 | gtpu::TpduKind::Ipv6 => match parse_ip(tpdu) {
+            Ok(inner) => {
+                // The inner packet becomes the flow's, keeping the tunnel; an inner transport
+                // problem is reported before the outer one.
+                let outer_anomaly = pkt.anomaly;
+                set_ip_fields(pkt, &inner);
+                if inner.fragment != Fragment::Later {
+                    if let Err(a) = transport(inner.proto, inner.payload, pkt) {
+                        pkt.anomaly = Some(a);
+                    }
+                }
+                pkt.anomaly = pkt.anomaly.or(outer_anomaly);
             }
-            Err(a) => {
-                pkt.anomaly = Some(a);
-                Ok(pkt)
-            }
+            Err(a) => pkt.anomaly = Some(a),
         },
         // An outer fragment cut inside the GTP-U header leaves no T-PDU to look at.
-        gtpu::TpduKind::Empty if header.truncated => Ok(pkt),
+        gtpu::TpduKind::Empty if header.truncated => {}
         gtpu::TpduKind::Empty | gtpu::TpduKind::NonIp => {
             pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, Reason::NonIpPayload));
-            Ok(pkt)
         }
     }
 }
@@ -285,6 +328,38 @@ fn gtpu_overrun_reason(outer: &IpView<'_>) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The in-place decoder the pipeline uses gives, for every frame of every bundled
+    /// capture, the packet (or error) the by-value one gives, although its buffer still
+    /// holds the previous frame's packet: it sets every field.
+    #[test]
+    fn in_place_matches_by_value_on_every_bundled_frame() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let mut out = Packet::EMPTY;
+        let (mut frames, mut tunnelled) = (0, 0);
+        for entry in std::fs::read_dir(&dir).expect("tests/data") {
+            let path = entry.expect("entry").path();
+            let Ok(mut src) = crate::capture::FileSource::open(&path) else {
+                continue;
+            };
+            let _ = src.for_each(|f| {
+                let Ok(crate::decode::link::Network::Ip(ip)) = crate::decode::link::network_layer(f.linktype, f.data)
+                else {
+                    return;
+                };
+                let want = decode_ip_with(ip, Some(0));
+                let got = decode_ip_into(ip, Some(0), &mut out).map(|()| out);
+                assert_eq!(got, want, "{} at {} ns", path.display(), f.ts_ns);
+                frames += 1;
+                tunnelled += usize::from(out.tunnel.is_some());
+            });
+        }
+        // The bundled captures hold thousands of IP frames, hundreds of them GTP-U.
+        assert!(
+            frames > 10_000 && tunnelled > 1_000,
+            "{frames} frames, {tunnelled} GTP-U"
+        );
+    }
 
     fn ipv4_udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
         let total = 20 + 8 + payload.len();

@@ -363,6 +363,24 @@ pub struct Packet {
     pub anomaly: Option<DecodeError>,
 }
 
+impl Packet {
+    /// Every field zero or none, addresses 0.0.0.0: the starting value of a packet that
+    /// [`ip::decode_ip_into`] writes.
+    pub const EMPTY: Packet = Packet {
+        src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        proto: 0,
+        src_port: 0,
+        dst_port: 0,
+        icmp: None,
+        tcp_flags: 0,
+        ip_len: 0,
+        fragment: Fragment::None,
+        tunnel: None,
+        anomaly: None,
+    };
+}
+
 /// Result of decoding one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoded {

@@ -435,11 +435,8 @@ fn udp_payload(ip_bytes: &[u8]) -> Option<&[u8]> {
     crate::decode::transport::transport(ipproto::UDP, v.payload, &mut ip::bare_packet(&v)).ok()
 }
 
-/// A decoded frame, ready for the flow and session stage.
+/// What [`Front::decode`] found in a frame besides its packet.
 pub(crate) struct Decoded<'a> {
-    /// The flow's packet (inner for GTP-U); later inner fragments carry the ports of their
-    /// first fragment when it was seen.
-    pub pkt: Packet,
     /// A PFCP/GTPv2-C message for the session table.
     pub control: Control<'a>,
     /// A G-PDU whose T-PDU was not decoded (left as its outer UDP packet).
@@ -480,9 +477,11 @@ impl Front {
         self.reasm.stats()
     }
 
-    /// Decode one frame captured at (clamped) time `ts`, counting it in `s` (frame, link,
-    /// IP version, transport, GTP-U and control-plane counters, decode errors). `None` when
-    /// the frame ends here: not IP, undecodable, or an outer fragment held for reassembly.
+    /// Decode one frame captured at (clamped) time `ts` into `pkt` (the flow's packet: inner
+    /// for GTP-U; later inner fragments carry the ports of their first fragment when it was
+    /// seen), counting it in `s` (frame, link, IP version, transport, GTP-U and
+    /// control-plane counters, decode errors). `None` when the frame ends here: not IP,
+    /// undecodable, or an outer fragment held for reassembly (`pkt` is then unspecified).
     pub(crate) fn decode<'a>(
         &'a mut self,
         s: &mut Stats,
@@ -490,6 +489,7 @@ impl Front {
         data: &'a [u8],
         wire_len: u32,
         ts: u64,
+        pkt: &mut Packet,
     ) -> Option<Decoded<'a>> {
         s.packets += 1;
         s.bytes += u64::from(wire_len);
@@ -526,13 +526,10 @@ impl Front {
                 return None;
             }
         };
-        let mut pkt = match ip::decode_ip_with(ip_bytes, Some(self.extra_gtpu_port)) {
-            Ok(p) => p,
-            Err(e) => {
-                s.count_error(e);
-                return None;
-            }
-        };
+        if let Err(e) = ip::decode_ip_into(ip_bytes, Some(self.extra_gtpu_port), pkt) {
+            s.count_error(e);
+            return None;
+        }
         if let Some(a) = pkt.anomaly {
             s.count_error(a);
         }
@@ -581,7 +578,7 @@ impl Front {
                 Control::None
             }
             Some(_) => Control::None,
-            None => control_plane(s, &pkt, ip_bytes),
+            None => control_plane(s, pkt, ip_bytes),
         };
         let ti = if pkt.fragment == Fragment::Later {
             6
@@ -598,11 +595,7 @@ impl Front {
             }
         };
         s.transports[ti] += 1;
-        Some(Decoded {
-            pkt,
-            control,
-            inner_missing,
-        })
+        Some(Decoded { control, inner_missing })
     }
 }
 
@@ -908,6 +901,8 @@ pub struct Engine {
     /// [`Engine::with_lookahead`]); empty unless `lookahead`.
     ahead: std::collections::VecDeque<Ahead>,
     lookahead: bool,
+    /// The packet being decoded.
+    pkt: Packet,
 }
 
 /// A packet's key hashes computed before its flow stage (by the dispatcher, or by a
@@ -991,6 +986,7 @@ impl Engine {
             timing: None,
             ahead: std::collections::VecDeque::with_capacity(LOOKAHEAD + 1),
             lookahead: false,
+            pkt: Packet::EMPTY,
         }
     }
 
@@ -1057,20 +1053,22 @@ impl Engine {
             self.tick(ts);
         }
         self.back.sessions.note_packet(ts);
-        let s = &mut self.stats;
-        let Some(d) = self.front.decode(s, frame.linktype, frame.data, frame.wire_len, ts) else {
+        let (s, pkt) = (&mut self.stats, &mut self.pkt);
+        let Some(d) = self
+            .front
+            .decode(s, frame.linktype, frame.data, frame.wire_len, ts, pkt)
+        else {
             return;
         };
         let (back, detect) = (&mut self.back, &mut self.detect);
         if !self.lookahead || !matches!(d.control, Control::None) {
             drain_ahead(&mut self.ahead, back, detect, s);
-            back.control(Some(s), &d.pkt, d.control, ts);
-            flow_stage(back, detect, s, d.pkt, d.inner_missing, ts, KeyHashes::default());
+            back.control(Some(s), pkt, d.control, ts);
+            flow_stage(back, detect, s, *pkt, d.inner_missing, ts, KeyHashes::default());
             return;
         }
-        let flow_hash = self.back.flows.hash(&FlowKey::of_packet(&d.pkt).0);
-        let tunnel_hash = d
-            .pkt
+        let flow_hash = self.back.flows.hash(&FlowKey::of_packet(pkt).0);
+        let tunnel_hash = pkt
             .tunnel
             .filter(|t| t.header.message_type == gtpu::MSG_GPDU)
             .map(|t| self.back.sessions.tunnel_hash(t.outer_dst, t.header.teid));
@@ -1080,7 +1078,7 @@ impl Engine {
         }
         self.ahead.push_back(Ahead {
             ts,
-            pkt: d.pkt,
+            pkt: *pkt,
             inner_missing: d.inner_missing,
             flow_hash,
             tunnel_hash,

@@ -221,6 +221,8 @@ pub struct Dispatcher {
     cur: Vec<InBatch>,
     board: Arc<StatsBoard>,
     hasher: FlowHasher,
+    /// The packet being decoded.
+    pkt: Packet,
 }
 
 impl Dispatcher {
@@ -304,16 +306,17 @@ impl Dispatcher {
             self.tick(ts);
             self.broadcast(Item::Tick { seq, ts });
         }
+        let pkt = &mut self.pkt;
         let Some(d) = self
             .front
-            .decode(&mut self.stats, frame.linktype, frame.data, frame.wire_len, ts)
+            .decode(&mut self.stats, frame.linktype, frame.data, frame.wire_len, ts, pkt)
         else {
             if step.tick || step.restart {
                 self.flush();
             }
             return;
         };
-        let hash = dispatch_hash(&self.hasher, &d.pkt);
+        let hash = dispatch_hash(&self.hasher, pkt);
         let owner = worker_of(hash, self.cur.len());
         self.stats.worker_packets[owner] += 1;
         let payload = match d.control {
@@ -350,7 +353,7 @@ impl Dispatcher {
             b.items.push(Item::Packet {
                 seq,
                 ts,
-                pkt: d.pkt,
+                pkt: *pkt,
                 inner_missing: d.inner_missing,
                 owner: w == owner,
                 ctl,
@@ -739,6 +742,7 @@ pub fn run<R>(
             cur: (0..n).map(|_| InBatch::default()).collect(),
             board: Arc::clone(&board),
             hasher,
+            pkt: Packet::EMPTY,
         };
         let r = source(&mut d);
         d.flush();
