@@ -489,34 +489,35 @@ fn worker(
             if let Some(h) = half.tunnel {
                 back.sessions.prefetch_tunnel_entry(h);
             }
-            match b.items[i] {
+            match &mut b.items[i] {
                 Item::Packet {
                     seq,
                     ts,
-                    mut pkt,
+                    pkt,
                     inner_missing,
                     owner,
                     ctl,
                     hash: _,
                 } => {
+                    let (seq, ts, inner_missing, owner, ctl) = (*seq, *ts, *inner_missing, *owner, *ctl);
                     back.sessions.note_packet(ts);
                     let control = ctl_of(ctl, &b.arena);
                     if !owner {
-                        back.control(None, &pkt, control, ts);
+                        back.control(None, pkt, control, ts);
                         continue;
                     }
                     sample = sample.wrapping_add(1);
                     let t0 = (sample % 64 == 0 && timing.is_some()).then(std::time::Instant::now);
-                    back.control(Some(&mut stats), &pkt, control, ts);
-                    let u = back.packet(&mut stats, &mut pkt, inner_missing, ts, at(i));
-                    if Detectors::wants_for(wants.0, wants.1, &pkt, &u) {
+                    back.control(Some(&mut stats), pkt, control, ts);
+                    let u = back.packet(&mut stats, pkt, inner_missing, ts, at(i));
+                    if Detectors::wants_for(wants.0, wants.1, pkt, &u) {
                         if let Some(flow) = back.flows.get(u.slot) {
                             let view = FlowView::of(flow);
                             out.items.push((
                                 seq * 2 + 1,
                                 Out::Packet(DetectorInput {
                                     ts,
-                                    pkt,
+                                    pkt: *pkt,
                                     update: u,
                                     view,
                                 }),
@@ -527,8 +528,9 @@ fn worker(
                         h.observe(t0.elapsed().as_secs_f64());
                     }
                 }
-                Item::Start { ts } => back.sessions.note_packet(ts),
+                Item::Start { ts } => back.sessions.note_packet(*ts),
                 Item::Tick { seq, ts } => {
+                    let (seq, ts) = (*seq, *ts);
                     back.sessions.note_packet(ts);
                     back.expire(ts);
                     back.refresh(&mut stats);
@@ -538,6 +540,7 @@ fn worker(
                     }
                 }
                 Item::Restart { seq } => {
+                    let seq = *seq;
                     back.drain();
                     if w == 0 {
                         out.items.push((seq * 2, Out::Restart));
@@ -583,57 +586,65 @@ fn collector(
     on_flow: &mut dyn FnMut(FlowRecord),
 ) {
     use std::collections::VecDeque;
-    let mut queues: Vec<VecDeque<(u64, Out)>> = (0..workers).map(|_| VecDeque::new()).collect();
+    // Each worker's batches not yet fed, in order, read in place (`pos`: the next entry).
+    let mut queues: Vec<VecDeque<(OutBatch, usize)>> = (0..workers).map(|_| VecDeque::new()).collect();
     let mut upto = vec![0u64; workers];
     let mut stats = Stats::default();
     let mut last_ts = 0u64;
-    let mut feed = |detect: &mut Detect, out: Out| match out {
+    let mut feed = |detect: &mut Detect, out: &Out| match out {
         Out::Packet(d) => {
             last_ts = d.ts;
             detect.feed(&d.pkt, &d.update, &d.view, d.ts);
         }
         Out::Tick(ts) => {
-            last_ts = ts;
-            detect.tick(ts);
+            last_ts = *ts;
+            detect.tick(*ts);
             detect.refresh(&mut stats);
             put(&board.detect, &stats);
         }
         Out::Restart => detect.reset(),
+    };
+    // Feed, in order key order across the workers, every entry whose key is below `bound`.
+    let mut merge = |queues: &mut [VecDeque<(OutBatch, usize)>], detect: &mut Detect, bound: u64| loop {
+        let next = queues
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| q.front().and_then(|(b, pos)| b.items.get(*pos)).map(|(k, _)| (*k, i)))
+            .min();
+        let Some((_, i)) = next.filter(|(k, _)| *k < bound) else {
+            break;
+        };
+        let q = &mut queues[i];
+        if let Some((b, pos)) = q.front_mut() {
+            feed(detect, &b.items[*pos].1);
+            *pos += 1;
+            if *pos >= b.items.len() {
+                if let Some((b, _)) = q.pop_front() {
+                    let _ = free.try_send(b);
+                }
+            }
+        }
     };
     for mut b in rx {
         for f in b.flows.drain(..) {
             on_flow(f);
         }
         upto[b.worker] = b.upto;
-        queues[b.worker].extend(b.items.drain(..));
-        let _ = free.try_send(b);
+        if b.items.is_empty() {
+            let _ = free.try_send(b);
+        } else {
+            let w = b.worker;
+            queues[w].push_back((b, 0));
+        }
         // Everything below the lowest sequence number all workers finished is complete.
         let bound = upto.iter().copied().min().unwrap_or(0).saturating_mul(2);
-        loop {
-            let next = queues
-                .iter()
-                .enumerate()
-                .filter_map(|(i, q)| q.front().map(|(k, _)| (*k, i)))
-                .min();
-            match next {
-                Some((k, i)) if k < bound => {
-                    if let Some((_, out)) = queues[i].pop_front() {
-                        feed(&mut detect, out);
-                    }
-                }
-                _ => break,
-            }
-        }
+        merge(&mut queues, &mut detect, bound);
         for r in detect.records.drain(..) {
             on_alert(r);
         }
     }
     // Workers are done: what is left is complete (a worker that died leaves its part out).
-    let mut rest: Vec<(u64, Out)> = queues.into_iter().flatten().collect();
-    rest.sort_by_key(|(k, _)| *k);
-    for (_, out) in rest {
-        feed(&mut detect, out);
-    }
+    merge(&mut queues, &mut detect, u64::MAX);
     detect.finish(last_ts.max(board.front.lock().map(|s| s.last_ts_ns).unwrap_or(0)));
     for r in detect.records.drain(..) {
         on_alert(r);
