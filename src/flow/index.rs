@@ -234,7 +234,10 @@ impl FlowIndex {
     }
 
     fn grow(&mut self, n: usize, rehash: impl Fn(u32) -> u64) {
-        let old = std::mem::replace(&mut self.buckets, vec![Bucket::default(); n]);
+        let mut fresh = Vec::with_capacity(n);
+        advise_huge(&fresh);
+        fresh.resize(n, Bucket::default());
+        let old = std::mem::replace(&mut self.buckets, fresh);
         for s in old.iter().flat_map(|b| b.slots) {
             if s != 0 {
                 self.place(rehash(s - 1), s - 1);
@@ -390,6 +393,31 @@ impl<K: std::fmt::Debug, V> std::fmt::Debug for SlabMap<K, V> {
 #[cold]
 fn unreachable_full() {
     debug_assert!(false, "flow index full: more entries than its capacity");
+}
+
+/// Ask the kernel to back the buffer of `v` with transparent huge pages (2 MiB) where it
+/// spans whole ones: random lookups into tables of tens of megabytes then miss the TLB far
+/// less often. A hint; does nothing for buffers under 4 MiB or off Linux.
+pub(crate) fn advise_huge<T>(v: &Vec<T>) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
+        if bytes < 2 * HUGE {
+            return;
+        }
+        let start = (v.as_ptr() as usize).next_multiple_of(HUGE);
+        let end = (v.as_ptr() as usize + bytes) & !(HUGE - 1);
+        if end > start {
+            // SAFETY: the range lies inside the vector's own allocation; MADV_HUGEPAGE only
+            // changes how the kernel backs it, never its contents.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
 }
 
 /// Start loading the cache line holding `p` (a hint: any address is allowed, none is read).
