@@ -86,7 +86,7 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
     pub fn new(capacity: usize) -> Self {
         LruMap {
             index: FlowIndex::new(capacity.clamp(1, NIL as usize - 1)),
-            nodes: Vec::with_capacity(capacity.min(4096)),
+            nodes: crate::flow::index::reserve_huge(capacity.clamp(1, NIL as usize - 1), 4096),
             free: Vec::new(),
             head: NIL,
             tail: NIL,

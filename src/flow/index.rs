@@ -277,7 +277,7 @@ impl<K: std::hash::Hash + Eq + Copy, V: Copy> SlabMap<K, V> {
         SlabMap {
             hasher: foldhash::fast::RandomState::default(),
             index: FlowIndex::new(capacity),
-            slab: Vec::new(),
+            slab: reserve_huge(capacity, 0),
             free: Vec::new(),
         }
     }
@@ -393,6 +393,20 @@ impl<K: std::fmt::Debug, V> std::fmt::Debug for SlabMap<K, V> {
 #[cold]
 fn unreachable_full() {
     debug_assert!(false, "flow index full: more entries than its capacity");
+}
+
+/// An empty vector with room for `capacity` items reserved up front (address space only:
+/// pages are touched as items are pushed) and advised for huge pages ([`advise_huge`]), so
+/// that a table that fills up to its capacity never moves (no copy of every entry when it
+/// would double, a stall a live capture would drop packets in). When the reservation is
+/// refused (an address-space limit), room for `fallback` items that grows on demand.
+pub(crate) fn reserve_huge<T>(capacity: usize, fallback: usize) -> Vec<T> {
+    let mut v = Vec::new();
+    if v.try_reserve_exact(capacity).is_err() {
+        v = Vec::with_capacity(capacity.min(fallback));
+    }
+    advise_huge(&v);
+    v
 }
 
 /// Ask the kernel to back the buffer of `v` with transparent huge pages (2 MiB) where it

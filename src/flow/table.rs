@@ -638,20 +638,6 @@ pub struct FlowTable {
     pub evicted: u64,
 }
 
-/// The flow slab of a table of `capacity` flows: the whole capacity reserved up front
-/// (address space only: pages are touched as flows arrive), so that the slab never moves
-/// (no copy of every flow when it doubles, a stall a live capture would drop packets in)
-/// and is backed by huge pages where the kernel allows; room for 64 Ki flows, growing on
-/// demand, when the reservation is refused.
-fn reserve_slab(capacity: usize) -> Vec<Flow> {
-    let mut slab = Vec::new();
-    if slab.try_reserve_exact(capacity).is_err() {
-        slab = Vec::with_capacity(capacity.min(1 << 16));
-    }
-    index::advise_huge(&slab);
-    slab
-}
-
 fn class_of(proto: u8, state: TcpState) -> u8 {
     match proto {
         ipproto::TCP => match state {
@@ -676,7 +662,8 @@ impl FlowTable {
         FlowTable {
             // Room for 64 Ki flows (512 KiB) before the first rehash, as the slab.
             index: FlowIndex::with_start(capacity, 1 << 16),
-            slab: reserve_slab(capacity),
+            // Reserved whole (address space) so that it never moves; see `reserve_huge`.
+            slab: index::reserve_huge(capacity, 1 << 16),
             free: Vec::new(),
             heads: [NIL; CLASSES],
             tails: [NIL; CLASSES],
