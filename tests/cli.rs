@@ -502,3 +502,26 @@ fn negative_linger_gets_the_range_message() {
         stderr(&out)
     );
 }
+
+/// Under an address-space limit (`ulimit -v`, systemd `LimitAS=`) the tables do not reserve
+/// their whole capacity up front, which would leave too little for ordinary allocations:
+/// a flow table of 7.1 M flows (about 1 GB of address space if reserved) in a 1 GiB limit
+/// replays the SYN flood capture and finds its flood, as it does without the limit.
+#[test]
+fn replay_under_an_address_space_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[flow]\ncapacity = 7100000\n").unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 1048576 && exec "$0" replay --workers 1 --config "$1" tests/data/syn-flood-spoofed-sources.pcap"#)
+        .arg(env!("CARGO_BIN_EXE_fivewatch"))
+        .arg(&cfg)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("FIVEWATCH_LOG")
+        .output()
+        .expect("run sh");
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("syn_flood=1"), "{out}");
+}

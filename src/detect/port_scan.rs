@@ -289,7 +289,7 @@ impl PortScan {
                 }
             }
         }
-        self.sources = LruMap::new(self.cfg.max_sources);
+        self.sources.clear();
         self.probes_held = 0;
     }
 

@@ -124,8 +124,8 @@ impl SynFlood {
                 }
             }
         }
-        self.hosts = LruMap::new(self.cfg.max_hosts);
-        self.ports = LruMap::new(self.cfg.max_ports);
+        self.hosts.clear();
+        self.ports.clear();
     }
 
     /// Episodes currently open.

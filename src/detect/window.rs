@@ -96,6 +96,17 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
         }
     }
 
+    /// Remove every entry, as a new map of the same capacity would be (the eviction count
+    /// back at 0), keeping the room already taken.
+    pub fn clear(&mut self) {
+        self.index = FlowIndex::new(self.capacity);
+        self.nodes.clear();
+        self.free.clear();
+        self.head = NIL;
+        self.tail = NIL;
+        self.evicted = 0;
+    }
+
     fn find(&self, k: &K) -> Option<u32> {
         let h = self.hasher.hash_one(k);
         let nodes = &self.nodes;
@@ -320,5 +331,25 @@ mod tests {
             }
         }
         assert_eq!(m.get_mut(&0).copied(), Some(50));
+    }
+
+    /// A cleared map is an empty map of the same capacity: nothing found, the eviction count
+    /// back at 0, and it fills and evicts as a new one does.
+    #[test]
+    fn cleared_map_behaves_as_new() {
+        let mut m: LruMap<u32, u32> = LruMap::new(2);
+        for k in 0..5 {
+            m.entry(k, || k, |_| false);
+        }
+        assert_eq!((m.len(), m.evicted), (2, 3));
+        m.clear();
+        assert_eq!((m.len(), m.evicted), (0, 0));
+        assert!(m.get_mut(&4).is_none() && m.get_mut(&3).is_none());
+        m.entry(7, || 70, |_| false);
+        m.entry(8, || 80, |_| false);
+        m.entry(9, || 90, |_| false);
+        assert_eq!((m.len(), m.evicted), (2, 1));
+        assert!(m.get_mut(&7).is_none());
+        assert_eq!(m.get_mut(&9).copied(), Some(90));
     }
 }

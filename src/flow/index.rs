@@ -398,15 +398,41 @@ fn unreachable_full() {
 /// An empty vector with room for `capacity` items reserved up front (address space only:
 /// pages are touched as items are pushed) and advised for huge pages ([`advise_huge`]), so
 /// that a table that fills up to its capacity never moves (no copy of every entry when it
-/// would double, a stall a live capture would drop packets in). When the reservation is
-/// refused (an address-space limit), room for `fallback` items that grows on demand.
+/// would double, a stall a live capture would drop packets in). Room for `fallback` items
+/// that grows on demand instead when address space is accounted ([`reservation_is_free`]),
+/// where a reservation would take from what later allocations may use, or when it is
+/// refused.
 pub(crate) fn reserve_huge<T>(capacity: usize, fallback: usize) -> Vec<T> {
     let mut v = Vec::new();
-    if v.try_reserve_exact(capacity).is_err() {
+    if !reservation_is_free() || v.try_reserve_exact(capacity).is_err() {
         v = Vec::with_capacity(capacity.min(fallback));
     }
     advise_huge(&v);
     v
+}
+
+/// Whether reserving address space costs nothing that other allocations need: no
+/// address-space limit on the process (`RLIMIT_AS`, `ulimit -v`, systemd `LimitAS=`) and
+/// no strict overcommit accounting (`vm.overcommit_memory = 2`), under which a reservation
+/// counts as memory committed. Read once per process.
+fn reservation_is_free() -> bool {
+    static FREE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FREE.get_or_init(|| {
+        #[cfg(target_os = "linux")]
+        {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit writes the struct it is given.
+            let unlimited =
+                unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } == 0 && lim.rlim_cur == libc::RLIM_INFINITY;
+            let strict = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").is_ok_and(|m| m.trim() == "2");
+            unlimited && !strict
+        }
+        #[cfg(not(target_os = "linux"))]
+        false
+    })
 }
 
 /// Ask the kernel to back the buffer of `v` with transparent huge pages (2 MiB) where it
