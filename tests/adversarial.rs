@@ -206,3 +206,31 @@ fn a_second_flood_is_a_new_episode() {
     let first = new[1]["first_seen"].as_str().unwrap();
     assert!(first >= "2023-11-14T22:14:30", "{first}");
 }
+
+/// Detector table evictions are a total since start (exported as
+/// `fivewatch_detector_evictions_total`): a jump back in capture time, which clears the
+/// detectors' tables, must not take the count back to zero (a Prometheus counter that goes
+/// back would make the exporter's delta underflow).
+#[test]
+fn detector_evictions_survive_a_time_restart() {
+    let cfg = Config::parse(
+        "[detect.port_scan]\nmax_tracked_sources = 2\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let mut e = Engine::new(&cfg, "t".into());
+    // Five scanners, one probe each, into a table of two: three evictions.
+    for i in 0..5u8 {
+        feed(
+            &mut e,
+            T0 + u64::from(i) * S / 10,
+            &syn([192, 0, 2, 10 + i], 40000, [10, 0, 0, 2], 22),
+        );
+    }
+    // An hour back: a new time base, the detectors' tables cleared.
+    feed(&mut e, T0 - 3600 * S, &syn([192, 0, 2, 99], 40000, [10, 0, 0, 2], 22));
+    e.finish();
+    let s = e.stats();
+    assert_eq!(s.time_discontinuities, 1);
+    assert_eq!(s.detector_evictions, [0, 3], "syn_flood, port_scan");
+}

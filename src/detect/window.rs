@@ -69,7 +69,7 @@ pub struct LruMap<K, V> {
     tail: u32,
     hasher: foldhash::fast::RandomState,
     capacity: usize,
-    /// Entries evicted to make room since start.
+    /// Entries evicted to make room since start (not reset by [`LruMap::clear`]).
     pub evicted: u64,
 }
 
@@ -96,15 +96,15 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
         }
     }
 
-    /// Remove every entry, as a new map of the same capacity would be (the eviction count
-    /// back at 0), keeping the room already taken.
+    /// Remove every entry, keeping the room already taken. [`LruMap::evicted`] keeps
+    /// counting: it is a total since start, exported as a Prometheus counter, which must
+    /// never go back.
     pub fn clear(&mut self) {
         self.index = FlowIndex::new(self.capacity);
         self.nodes.clear();
         self.free.clear();
         self.head = NIL;
         self.tail = NIL;
-        self.evicted = 0;
     }
 
     fn find(&self, k: &K) -> Option<u32> {
@@ -333,8 +333,8 @@ mod tests {
         assert_eq!(m.get_mut(&0).copied(), Some(50));
     }
 
-    /// A cleared map is an empty map of the same capacity: nothing found, the eviction count
-    /// back at 0, and it fills and evicts as a new one does.
+    /// A cleared map is an empty map of the same capacity (nothing found; it fills and
+    /// evicts as a new one does) whose eviction total goes on from where it was.
     #[test]
     fn cleared_map_behaves_as_new() {
         let mut m: LruMap<u32, u32> = LruMap::new(2);
@@ -343,12 +343,12 @@ mod tests {
         }
         assert_eq!((m.len(), m.evicted), (2, 3));
         m.clear();
-        assert_eq!((m.len(), m.evicted), (0, 0));
+        assert_eq!((m.len(), m.evicted), (0, 3));
         assert!(m.get_mut(&4).is_none() && m.get_mut(&3).is_none());
         m.entry(7, || 70, |_| false);
         m.entry(8, || 80, |_| false);
         m.entry(9, || 90, |_| false);
-        assert_eq!((m.len(), m.evicted), (2, 1));
+        assert_eq!((m.len(), m.evicted), (2, 4));
         assert!(m.get_mut(&7).is_none());
         assert_eq!(m.get_mut(&9).copied(), Some(90));
     }

@@ -365,12 +365,12 @@ impl Metrics {
     /// Publish the worker's cumulative `stats` (adds the increase since the last call).
     pub fn publish(&mut self, s: &Stats) {
         let p = &self.prev;
-        self.packets.inc_by(s.packets - p.packets);
-        self.bytes.inc_by(s.bytes - p.bytes);
+        self.packets.inc_by(s.packets.saturating_sub(p.packets));
+        self.bytes.inc_by(s.bytes.saturating_sub(p.bytes));
         for (i, (name, _)) in LINK_TYPES.iter().enumerate() {
             self.link_types
                 .with_label_values(&[name])
-                .inc_by(s.link_types[i] - p.link_types[i]);
+                .inc_by(s.link_types[i].saturating_sub(p.link_types[i]));
         }
         for (li, l) in Layer::ALL.iter().enumerate() {
             for (ri, r) in Reason::ALL.iter().enumerate() {
@@ -382,7 +382,7 @@ impl Metrics {
                 }
             }
         }
-        self.non_ip.inc_by(s.non_ip - p.non_ip);
+        self.non_ip.inc_by(s.non_ip.saturating_sub(p.non_ip));
         for (vec, now, prev) in [
             (&self.worker_packets, &s.worker_packets, &p.worker_packets),
             (&self.worker_queue_drops, &s.worker_queue_drops, &p.worker_queue_drops),
@@ -398,23 +398,29 @@ impl Metrics {
                     .inc_by(n.saturating_sub(before));
             }
         }
-        self.ip_versions.with_label_values(&["4"]).inc_by(s.ipv4 - p.ipv4);
-        self.ip_versions.with_label_values(&["6"]).inc_by(s.ipv6 - p.ipv6);
+        self.ip_versions
+            .with_label_values(&["4"])
+            .inc_by(s.ipv4.saturating_sub(p.ipv4));
+        self.ip_versions
+            .with_label_values(&["6"])
+            .inc_by(s.ipv6.saturating_sub(p.ipv6));
         for (i, t) in TRANSPORTS.iter().enumerate() {
             self.transports
                 .with_label_values(&[t])
-                .inc_by(s.transports[i] - p.transports[i]);
+                .inc_by(s.transports[i].saturating_sub(p.transports[i]));
         }
         for (i, t) in gtpu_ext_names().enumerate() {
             self.gtpu_ext
                 .with_label_values(&[t])
-                .inc_by(s.gtpu_ext[i] - p.gtpu_ext[i]);
+                .inc_by(s.gtpu_ext[i].saturating_sub(p.gtpu_ext[i]));
         }
         for (i, g) in GTPU_MESSAGES.iter().enumerate() {
-            self.gtpu.with_label_values(&[g]).inc_by(s.gtpu[i] - p.gtpu[i]);
+            self.gtpu
+                .with_label_values(&[g])
+                .inc_by(s.gtpu[i].saturating_sub(p.gtpu[i]));
         }
         self.timestamps_backwards
-            .inc_by(s.timestamps_backwards - p.timestamps_backwards);
+            .inc_by(s.timestamps_backwards.saturating_sub(p.timestamps_backwards));
         let names: Vec<&str> = ReassemblyCounter::ALL.iter().map(|c| c.as_str()).collect();
         add_each(&self.reassembly, &names, &s.reassembly.counts, &p.reassembly.counts);
         self.reassembly_datagrams.set(s.reassembly.datagrams as i64);
@@ -434,8 +440,9 @@ impl Metrics {
             }
         }
         add_each(&self.s1ap, &sctp::PDU_CHOICE_LABELS, &s.s1ap, &p.s1ap);
-        self.sctp_chunks.inc_by(s.sctp_chunks - p.sctp_chunks);
-        self.gtpv1c_messages.inc_by(s.gtpv1c_messages - p.gtpv1c_messages);
+        self.sctp_chunks.inc_by(s.sctp_chunks.saturating_sub(p.sctp_chunks));
+        self.gtpv1c_messages
+            .inc_by(s.gtpv1c_messages.saturating_sub(p.gtpv1c_messages));
         let (ss, ps) = (&s.sessions, &p.sessions);
         add_each(&self.pfcp_messages, &pfcp::MESSAGE_LABELS, &ss.messages, &ps.messages);
         add_each(
@@ -445,27 +452,30 @@ impl Metrics {
             &ps.gtpc_messages,
         );
         self.pfcp_retransmissions
-            .inc_by(ss.retransmissions - ps.retransmissions);
-        self.pfcp_peer_restarts.inc_by(ss.peer_restarts - ps.peer_restarts);
+            .inc_by(ss.retransmissions.saturating_sub(ps.retransmissions));
+        self.pfcp_peer_restarts
+            .inc_by(ss.peer_restarts.saturating_sub(ps.peer_restarts));
         add_each(
             &self.session_ignored,
             &SESSION_IGNORED,
             &session_ignored(ss),
             &session_ignored(ps),
         );
-        self.teid_conflicts.inc_by(ss.teid_conflicts - ps.teid_conflicts);
+        self.teid_conflicts
+            .inc_by(ss.teid_conflicts.saturating_sub(ps.teid_conflicts));
         self.teid_keys_dropped
-            .inc_by(ss.teid_keys_dropped - ps.teid_keys_dropped);
+            .inc_by(ss.teid_keys_dropped.saturating_sub(ps.teid_keys_dropped));
         self.sessions_active.set(ss.active as i64);
         self.session_capacity.set(s.session_capacity as i64);
-        self.sessions_established.inc_by(ss.established - ps.established);
+        self.sessions_established
+            .inc_by(ss.established.saturating_sub(ps.established));
         add_each(
             &self.sessions_ended,
             &SESSION_END_REASONS,
             &session_ends(ss),
             &session_ends(ps),
         );
-        self.session_evictions.inc_by(ss.evicted - ps.evicted);
+        self.session_evictions.inc_by(ss.evicted.saturating_sub(ps.evicted));
         add_each(
             &self.gtpu_session_lookups,
             &SESSION_LOOKUPS,
@@ -473,27 +483,30 @@ impl Metrics {
             &p.gtpu_session_lookups,
         );
         self.time_discontinuities
-            .inc_by(s.time_discontinuities - p.time_discontinuities);
+            .inc_by(s.time_discontinuities.saturating_sub(p.time_discontinuities));
         self.flows_active.set(s.flows_active as i64);
         self.flow_capacity.set(s.flow_capacity as i64);
-        self.flows_created.inc_by(s.flows_created - p.flows_created);
-        self.flows_expired.inc_by(s.flows_expired - p.flows_expired);
-        self.flow_evictions.inc_by(s.flows_evicted - p.flows_evicted);
+        self.flows_created
+            .inc_by(s.flows_created.saturating_sub(p.flows_created));
+        self.flows_expired
+            .inc_by(s.flows_expired.saturating_sub(p.flows_expired));
+        self.flow_evictions
+            .inc_by(s.flows_evicted.saturating_sub(p.flows_evicted));
         for (ki, k) in AlertKind::ALL.iter().enumerate() {
             for (si, sv) in Severity::ALL.iter().enumerate() {
                 self.alerts
                     .with_label_values(&[k.as_str(), sv.as_str()])
-                    .inc_by(s.alerts[ki][si] - p.alerts[ki][si]);
+                    .inc_by(s.alerts[ki][si].saturating_sub(p.alerts[ki][si]));
             }
             self.alerts_open
                 .with_label_values(&[k.as_str()])
                 .set(s.alerts_open[ki] as i64);
             self.detector_evictions
                 .with_label_values(&[k.as_str()])
-                .inc_by(s.detector_evictions[ki] - p.detector_evictions[ki]);
+                .inc_by(s.detector_evictions[ki].saturating_sub(p.detector_evictions[ki]));
             self.alerts_suppressed
                 .with_label_values(&[k.as_str()])
-                .inc_by(s.alerts_suppressed[ki] - p.alerts_suppressed[ki]);
+                .inc_by(s.alerts_suppressed[ki].saturating_sub(p.alerts_suppressed[ki]));
         }
         if s.last_ts_ns > 0 {
             self.last_capture_ts.set(s.last_ts_ns as f64 * 1e-9);
