@@ -68,23 +68,9 @@ pub fn transport<'a>(proto: u8, d: &'a [u8], pkt: &mut Packet) -> Result<&'a [u8
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv4Addr};
 
     fn blank() -> Packet {
-        let a = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-        Packet {
-            src: a,
-            dst: a,
-            proto: 0,
-            src_port: 0,
-            dst_port: 0,
-            icmp: None,
-            tcp_flags: 0,
-            ip_len: 0,
-            fragment: super::super::Fragment::None,
-            tunnel: None,
-            anomaly: None,
-        }
+        Packet::EMPTY
     }
 
     #[test]
