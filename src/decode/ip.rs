@@ -172,19 +172,9 @@ fn parse_ipv6(d: &[u8]) -> Result<IpView<'_>, DecodeError> {
 /// The packet of IP header `ip` before its transport is read: no ports, flags, tunnel or
 /// anomaly yet.
 pub(crate) fn bare_packet(ip: &IpView<'_>) -> Packet {
-    Packet {
-        src: ip.src,
-        dst: ip.dst,
-        proto: ip.proto,
-        src_port: 0,
-        dst_port: 0,
-        icmp: None,
-        tcp_flags: 0,
-        ip_len: ip.ip_len,
-        fragment: ip.fragment,
-        tunnel: None,
-        anomaly: None,
-    }
+    let mut pkt = Packet::EMPTY;
+    set_ip_fields(&mut pkt, ip);
+    pkt
 }
 
 /// Decode an IP packet and its transport; when `open_tunnels` is set and the packet is
@@ -202,58 +192,31 @@ pub fn decode_ip(d: &[u8], open_tunnels: bool) -> Result<Packet, DecodeError> {
 /// `Some(extra_port)` to open GTP-U on UDP 2152 and, when non-zero, on `extra_port` too (a
 /// core that runs GTP-U on a non-standard port).
 pub fn decode_ip_with(d: &[u8], tunnels: Option<u16>) -> Result<Packet, DecodeError> {
-    let ip = parse_ip(d)?;
-    let mut pkt = bare_packet(&ip);
-    decode_rest(&ip, tunnels, &mut pkt);
+    let mut pkt = Packet::EMPTY;
+    decode_ip_into(d, tunnels, &mut pkt)?;
     Ok(pkt)
 }
 
 /// [`decode_ip_with`] writing into `pkt`, which every field of is set on success (the hot
 /// path: the packet is built where it is used, not returned and copied through the
-/// layers). On error `pkt` is left unchanged.
+/// layers). IP per RFC 791 / RFC 8200, GTP-U per TS 29.281 §5 (as [`decode_ip`]).
+///
+/// Errors: those of [`parse_ip`] for the outer IP header, with `pkt` left unchanged; a
+/// problem further in is [`Packet::anomaly`].
 pub fn decode_ip_into(d: &[u8], tunnels: Option<u16>, pkt: &mut Packet) -> Result<(), DecodeError> {
     let ip = parse_ip(d)?;
-    set_bare(pkt, &ip);
-    decode_rest(&ip, tunnels, pkt);
-    Ok(())
-}
-
-/// Set every field of `pkt` to the bare packet of `ip` (as [`bare_packet`]), leaving the
-/// tunnel alone.
-#[inline]
-fn set_ip_fields(pkt: &mut Packet, ip: &IpView<'_>) {
-    pkt.src = ip.src;
-    pkt.dst = ip.dst;
-    pkt.proto = ip.proto;
-    pkt.src_port = 0;
-    pkt.dst_port = 0;
-    pkt.icmp = None;
-    pkt.tcp_flags = 0;
-    pkt.ip_len = ip.ip_len;
-    pkt.fragment = ip.fragment;
-    pkt.anomaly = None;
-}
-
-#[inline]
-fn set_bare(pkt: &mut Packet, ip: &IpView<'_>) {
-    set_ip_fields(pkt, ip);
+    set_ip_fields(pkt, &ip);
     pkt.tunnel = None;
-}
-
-/// The transport and, for GTP-U, the tunnel and inner packet of `pkt`, whose IP fields are
-/// those of `ip` (see [`decode_ip_with`]).
-#[inline]
-fn decode_rest(ip: &IpView<'_>, tunnels: Option<u16>, pkt: &mut Packet) {
     let open_tunnels = tunnels.is_some();
     let extra = tunnels.unwrap_or(0);
     if ip.fragment == Fragment::Later {
-        return;
+        return Ok(());
     }
     let udp_payload = match transport(ip.proto, ip.payload, pkt) {
         Ok(p) => p,
         Err(a) => {
             pkt.anomaly = Some(a);
-            return;
+            return Ok(());
         }
     };
     if !(open_tunnels
@@ -262,13 +225,13 @@ fn decode_rest(ip: &IpView<'_>, tunnels: Option<u16>, pkt: &mut Packet) {
             || pkt.src_port == gtpu::GTPU_PORT
             || (extra != 0 && (pkt.dst_port == extra || pkt.src_port == extra))))
     {
-        return;
+        return Ok(());
     }
     let (header, tpdu) = match gtpu::parse(udp_payload) {
         Ok(x) => x,
         Err(a) => {
             pkt.anomaly = Some(a);
-            return;
+            return Ok(());
         }
     };
     pkt.tunnel = Some(Tunnel {
@@ -281,10 +244,10 @@ fn decode_rest(ip: &IpView<'_>, tunnels: Option<u16>, pkt: &mut Packet) {
         session: None,
     });
     if header.message_type != gtpu::MSG_GPDU {
-        return;
+        return Ok(());
     }
     if header.truncated {
-        pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, gtpu_overrun_reason(ip)));
+        pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, gtpu_overrun_reason(&ip)));
     }
     // An inner IPv4/IPv6 packet that fails to decode is reported with the inner IP layer's
     // error (`ipv4: truncated`, ...); only a T-PDU that is not IP at all is `non_ip_payload`.
@@ -310,6 +273,23 @@ fn decode_rest(ip: &IpView<'_>, tunnels: Option<u16>, pkt: &mut Packet) {
             pkt.anomaly = Some(DecodeError::new(Layer::Gtpu, Reason::NonIpPayload));
         }
     }
+    Ok(())
+}
+
+/// Set every field of `pkt` but the tunnel to those of the bare packet of `ip`: its
+/// addresses, protocol, length and fragment position; no ports, flags or anomaly.
+#[inline]
+fn set_ip_fields(pkt: &mut Packet, ip: &IpView<'_>) {
+    pkt.src = ip.src;
+    pkt.dst = ip.dst;
+    pkt.proto = ip.proto;
+    pkt.src_port = 0;
+    pkt.dst_port = 0;
+    pkt.icmp = None;
+    pkt.tcp_flags = 0;
+    pkt.ip_len = ip.ip_len;
+    pkt.fragment = ip.fragment;
+    pkt.anomaly = None;
 }
 
 /// Why a GTP-U length runs past the bytes at hand. When the UDP datagram is all there (the
