@@ -47,10 +47,13 @@ struct Bucket {
     overflow: u32,
 }
 
+/// The tag bits of an entry's `meta` (the lower 4 are its distance from home).
+const TAG_BITS: u16 = 0xFFF0;
+
 /// The tag of hash `h` in an entry's `meta`: 12 bits the home bucket is not taken from.
 #[inline]
 fn tag(h: u64) -> u16 {
-    ((h >> 32) as u16) & 0xFFF0
+    ((h >> 32) as u16) & TAG_BITS
 }
 
 /// Index from a 64-bit hash to a `u32` slot (see the module documentation).
@@ -105,7 +108,7 @@ impl FlowIndex {
             let bucket = &self.buckets[b];
             for w in 0..WAYS {
                 let s = bucket.slots[w];
-                if bucket.meta[w] & 0xFFF0 == t && s != 0 && eq(s - 1) {
+                if bucket.meta[w] & TAG_BITS == t && s != 0 && eq(s - 1) {
                     return Some(s - 1);
                 }
             }
@@ -129,7 +132,7 @@ impl FlowIndex {
     pub(crate) fn candidate(&self, h: u64) -> Option<u32> {
         let (t, bucket) = (tag(h), &self.buckets[self.home(h)]);
         (0..WAYS)
-            .find(|&w| bucket.meta[w] & 0xFFF0 == t && bucket.slots[w] != 0)
+            .find(|&w| bucket.meta[w] & TAG_BITS == t && bucket.slots[w] != 0)
             .map(|w| bucket.slots[w] - 1)
     }
 
@@ -211,7 +214,7 @@ impl FlowIndex {
             for gap in 1..usize::from(FAR) {
                 let bucket = &self.buckets[j];
                 let pick = (0..WAYS).find(|&w| {
-                    let d = usize::from(bucket.meta[w] & 0xF);
+                    let d = usize::from(bucket.meta[w] & !TAG_BITS);
                     bucket.slots[w] != 0 && d < usize::from(FAR) && d >= gap
                 });
                 if let Some(w) = pick {
@@ -234,8 +237,7 @@ impl FlowIndex {
     }
 
     fn grow(&mut self, n: usize, rehash: impl Fn(u32) -> u64) {
-        let mut fresh = Vec::with_capacity(n);
-        advise_huge(&fresh);
+        let mut fresh = reserve_huge(n, n);
         fresh.resize(n, Bucket::default());
         let old = std::mem::replace(&mut self.buckets, fresh);
         for s in old.iter().flat_map(|b| b.slots) {

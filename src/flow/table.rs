@@ -660,7 +660,8 @@ impl FlowTable {
     pub fn with_hasher(capacity: usize, timeouts: Timeouts, hasher: FlowHasher) -> FlowTable {
         let capacity = capacity.max(1);
         FlowTable {
-            // Room for 64 Ki flows (512 KiB) before the first rehash, as the slab.
+            // Room for 64 Ki flows (512 KiB) before the first rehash; it grows by doubling,
+            // so that a table far from full stays small enough for the cache.
             index: FlowIndex::with_start(capacity, 1 << 16),
             // Reserved whole (address space) so that it never moves; see `reserve_huge`.
             slab: index::reserve_huge(capacity, 1 << 16),
