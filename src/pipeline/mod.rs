@@ -712,10 +712,47 @@ impl Back {
         }
     }
 
+    /// The key hashes of `pkt`, whose flow key hashes to `flow` by this back's table (or one
+    /// with the same hasher): the flow's, and a G-PDU's tunnel key's.
+    #[inline]
+    pub(crate) fn key_hashes(&self, pkt: &Packet, flow: u64) -> KeyHashes {
+        KeyHashes {
+            flow: Some(flow),
+            tunnel: pkt
+                .tunnel
+                .filter(|t| t.header.message_type == gtpu::MSG_GPDU)
+                .map(|t| self.sessions.tunnel_hash(t.outer_dst, t.header.teid)),
+        }
+    }
+
+    /// The prefetch stages of a caller that knows the key hashes of the packets to come:
+    /// the flow and tunnel index buckets of a packet far ahead (`far`), the flow and tunnel
+    /// entries of one half as far (`near`, whose buckets are in by now), and the expiry-list
+    /// neighbours of the flow of the packet after next (`next`, whose flow is in). Changes
+    /// nothing.
+    #[inline]
+    pub(crate) fn prefetch(&self, far: KeyHashes, near: KeyHashes, next: KeyHashes) {
+        if let Some(h) = far.flow {
+            self.flows.prefetch(h);
+        }
+        if let Some(h) = far.tunnel {
+            self.sessions.prefetch_tunnel(h);
+        }
+        if let Some(h) = near.flow {
+            self.flows.prefetch_flow(h);
+        }
+        if let Some(h) = near.tunnel {
+            self.sessions.prefetch_tunnel_entry(h);
+        }
+        if let Some(h) = next.flow {
+            self.flows.prefetch_links(h);
+        }
+    }
+
     /// Session lookup (G-PDUs) and flow update for a decoded packet at capture time `ts`.
     /// Returns what the packet did to its flow and the flow's slot.
-    #[inline]
     /// `hashes`: the packet's key hashes the caller computed already (to prefetch with).
+    #[inline]
     pub(crate) fn packet(
         &mut self,
         s: &mut Stats,
@@ -922,19 +959,8 @@ struct Ahead {
     ts: u64,
     pkt: Packet,
     inner_missing: bool,
-    /// Its flow key's hash by the engine's flow table.
-    flow_hash: u64,
-    /// Its tunnel key's hash by the session table (G-PDUs).
-    tunnel_hash: Option<u64>,
-}
-
-impl Ahead {
-    fn hashes(&self) -> KeyHashes {
-        KeyHashes {
-            flow: Some(self.flow_hash),
-            tunnel: self.tunnel_hash,
-        }
-    }
+    /// Its key hashes ([`Back::key_hashes`]).
+    hashes: KeyHashes,
 }
 
 /// How many decoded packets an engine with lookahead keeps before their flow stage.
@@ -963,7 +989,7 @@ fn flow_stage(
 /// The flow stage of every packet in `ahead`, oldest first.
 fn drain_ahead(ahead: &mut std::collections::VecDeque<Ahead>, back: &mut Back, detect: &mut Detect, s: &mut Stats) {
     while let Some(a) = ahead.pop_front() {
-        flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, a.hashes());
+        flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, a.hashes);
     }
 }
 
@@ -1067,42 +1093,29 @@ impl Engine {
             flow_stage(back, detect, s, *pkt, d.inner_missing, ts, KeyHashes::default());
             return;
         }
-        let flow_hash = self.back.flows.hash(&FlowKey::of_packet(pkt).0);
-        let tunnel_hash = pkt
-            .tunnel
-            .filter(|t| t.header.message_type == gtpu::MSG_GPDU)
-            .map(|t| self.back.sessions.tunnel_hash(t.outer_dst, t.header.teid));
-        self.back.flows.prefetch(flow_hash);
-        if let Some(h) = tunnel_hash {
-            self.back.sessions.prefetch_tunnel(h);
-        }
+        let hashes = self
+            .back
+            .key_hashes(pkt, self.back.flows.hash(&FlowKey::of_packet(pkt).0));
         self.ahead.push_back(Ahead {
             ts,
             pkt: *pkt,
             inner_missing: d.inner_missing,
-            flow_hash,
-            tunnel_hash,
+            hashes,
         });
-        // The packet half-way through has its index buckets in cache by now: load its entries.
-        if let Some(a) = self.ahead.get(self.ahead.len().saturating_sub(LOOKAHEAD / 2 + 1)) {
-            self.back.flows.prefetch_flow(a.flow_hash);
-            if let Some(h) = a.tunnel_hash {
-                self.back.sessions.prefetch_tunnel_entry(h);
-            }
-        }
-        // The packet two before its turn has its flow in cache: load its list neighbours.
-        if let Some(a) = self
-            .ahead
-            .len()
-            .checked_sub(LOOKAHEAD - 1)
-            .and_then(|i| self.ahead.get(i))
-        {
-            self.back.flows.prefetch_links(a.flow_hash);
-        }
+        // This packet's index buckets; the entries of the one half-way through, whose
+        // buckets are in cache by now; the list neighbours of the one two before its turn.
+        let at = |back: usize| {
+            self.ahead
+                .len()
+                .checked_sub(back + 1)
+                .and_then(|i| self.ahead.get(i))
+                .map_or(KeyHashes::default(), |a| a.hashes)
+        };
+        self.back.prefetch(hashes, at(LOOKAHEAD / 2), at(LOOKAHEAD - 2));
         if self.ahead.len() > LOOKAHEAD {
             if let Some(a) = self.ahead.pop_front() {
                 let (back, detect, s) = (&mut self.back, &mut self.detect, &mut self.stats);
-                flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, a.hashes());
+                flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, a.hashes);
             }
         }
     }

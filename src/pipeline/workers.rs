@@ -46,7 +46,7 @@ use super::{Back, Clock, Control, Detect, Front, KeyHashes, Stats};
 use crate::alert::AlertRecord;
 use crate::capture::Frame;
 use crate::config::Config;
-use crate::decode::{gtpu, Packet};
+use crate::decode::Packet;
 use crate::detect::{Detectors, FlowView};
 use crate::flow::table::Update;
 use crate::flow::{FlowHasher, FlowKey, FlowRecord};
@@ -453,42 +453,18 @@ fn worker(
         out.items.clear();
         out.flows.clear();
         // Flows and tunnel keys are mostly out of cache: start loading the index buckets of
-        // the packet PREFETCH_AHEAD on, and the flow and tunnel entries of the one half as
-        // far, whose buckets are in by now.
+        // the packet PREFETCH_AHEAD on, the flow and tunnel entries of the one half as far,
+        // whose buckets are in by now, and the list neighbours of the one after next.
         hashes.clear();
-        hashes.extend(b.items.iter().map(|i| {
-            match i {
-                Item::Packet {
-                    owner: true, hash, pkt, ..
-                } => Some(KeyHashes {
-                    flow: Some(*hash),
-                    tunnel: pkt
-                        .tunnel
-                        .filter(|t| t.header.message_type == gtpu::MSG_GPDU)
-                        .map(|t| back.sessions.tunnel_hash(t.outer_dst, t.header.teid)),
-                }),
-                _ => None,
-            }
+        hashes.extend(b.items.iter().map(|i| match i {
+            Item::Packet {
+                owner: true, hash, pkt, ..
+            } => Some(back.key_hashes(pkt, *hash)),
+            _ => None,
         }));
         let at = |j: usize| hashes.get(j).copied().flatten().unwrap_or_default();
         for i in 0..b.items.len() {
-            let ahead = at(i + PREFETCH_AHEAD);
-            if let Some(h) = ahead.flow {
-                back.flows.prefetch(h);
-            }
-            if let Some(h) = ahead.tunnel {
-                back.sessions.prefetch_tunnel(h);
-            }
-            if let Some(h) = at(i + 2).flow {
-                back.flows.prefetch_links(h);
-            }
-            let half = at(i + PREFETCH_AHEAD / 2);
-            if let Some(h) = half.flow {
-                back.flows.prefetch_flow(h);
-            }
-            if let Some(h) = half.tunnel {
-                back.sessions.prefetch_tunnel_entry(h);
-            }
+            back.prefetch(at(i + PREFETCH_AHEAD), at(i + PREFETCH_AHEAD / 2), at(i + 2));
             match &mut b.items[i] {
                 Item::Packet {
                     seq,
