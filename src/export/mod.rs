@@ -31,11 +31,18 @@ fn session_ends(s: &SessionStats) -> [u64; 5] {
     [s.deleted, s.evicted, s.purged_by_restart, s.rejected, s.replaced]
 }
 
-/// Add `now[i] - before[i]` to the series of `labels[i]` of `v`.
+/// Add to counter `c` the increase of a cumulative count from `before` to `now`. Counts
+/// only go up; one that went back (a source restarted its count) adds nothing rather than
+/// wrapping.
+fn add(c: &IntCounter, now: u64, before: u64) {
+    c.inc_by(now.saturating_sub(before));
+}
+
+/// [`add`] for the series of `labels[i]` of `v`, from `before[i]` to `now[i]`.
 fn add_each(v: &IntCounterVec, labels: &[&str], now: &[u64], before: &[u64]) {
     for ((l, n), b) in labels.iter().zip(now).zip(before) {
         if n > b {
-            v.with_label_values(&[l]).inc_by(n - b);
+            add(&v.with_label_values(&[l]), *n, *b);
         }
     }
 }
@@ -365,24 +372,24 @@ impl Metrics {
     /// Publish the worker's cumulative `stats` (adds the increase since the last call).
     pub fn publish(&mut self, s: &Stats) {
         let p = &self.prev;
-        self.packets.inc_by(s.packets.saturating_sub(p.packets));
-        self.bytes.inc_by(s.bytes.saturating_sub(p.bytes));
+        add(&self.packets, s.packets, p.packets);
+        add(&self.bytes, s.bytes, p.bytes);
         for (i, (name, _)) in LINK_TYPES.iter().enumerate() {
-            self.link_types
-                .with_label_values(&[name])
-                .inc_by(s.link_types[i].saturating_sub(p.link_types[i]));
+            add(
+                &self.link_types.with_label_values(&[name]),
+                s.link_types[i],
+                p.link_types[i],
+            );
         }
         for (li, l) in Layer::ALL.iter().enumerate() {
             for (ri, r) in Reason::ALL.iter().enumerate() {
-                let d = s.decode_errors[li][ri] - p.decode_errors[li][ri];
-                if d > 0 {
-                    self.decode_errors
-                        .with_label_values(&[l.as_str(), r.as_str()])
-                        .inc_by(d);
+                let (n, b) = (s.decode_errors[li][ri], p.decode_errors[li][ri]);
+                if n > b {
+                    add(&self.decode_errors.with_label_values(&[l.as_str(), r.as_str()]), n, b);
                 }
             }
         }
-        self.non_ip.inc_by(s.non_ip.saturating_sub(p.non_ip));
+        add(&self.non_ip, s.non_ip, p.non_ip);
         for (vec, now, prev) in [
             (&self.worker_packets, &s.worker_packets, &p.worker_packets),
             (&self.worker_queue_drops, &s.worker_queue_drops, &p.worker_queue_drops),
@@ -394,33 +401,29 @@ impl Metrics {
         ] {
             for (w, n) in now.iter().enumerate() {
                 let before = prev.get(w).copied().unwrap_or(0);
-                vec.with_label_values(&[&w.to_string()])
-                    .inc_by(n.saturating_sub(before));
+                add(&vec.with_label_values(&[&w.to_string()]), *n, before);
             }
         }
-        self.ip_versions
-            .with_label_values(&["4"])
-            .inc_by(s.ipv4.saturating_sub(p.ipv4));
-        self.ip_versions
-            .with_label_values(&["6"])
-            .inc_by(s.ipv6.saturating_sub(p.ipv6));
+        add(&self.ip_versions.with_label_values(&["4"]), s.ipv4, p.ipv4);
+        add(&self.ip_versions.with_label_values(&["6"]), s.ipv6, p.ipv6);
         for (i, t) in TRANSPORTS.iter().enumerate() {
-            self.transports
-                .with_label_values(&[t])
-                .inc_by(s.transports[i].saturating_sub(p.transports[i]));
+            add(
+                &self.transports.with_label_values(&[t]),
+                s.transports[i],
+                p.transports[i],
+            );
         }
         for (i, t) in gtpu_ext_names().enumerate() {
-            self.gtpu_ext
-                .with_label_values(&[t])
-                .inc_by(s.gtpu_ext[i].saturating_sub(p.gtpu_ext[i]));
+            add(&self.gtpu_ext.with_label_values(&[t]), s.gtpu_ext[i], p.gtpu_ext[i]);
         }
         for (i, g) in GTPU_MESSAGES.iter().enumerate() {
-            self.gtpu
-                .with_label_values(&[g])
-                .inc_by(s.gtpu[i].saturating_sub(p.gtpu[i]));
+            add(&self.gtpu.with_label_values(&[g]), s.gtpu[i], p.gtpu[i]);
         }
-        self.timestamps_backwards
-            .inc_by(s.timestamps_backwards.saturating_sub(p.timestamps_backwards));
+        add(
+            &self.timestamps_backwards,
+            s.timestamps_backwards,
+            p.timestamps_backwards,
+        );
         let names: Vec<&str> = ReassemblyCounter::ALL.iter().map(|c| c.as_str()).collect();
         add_each(&self.reassembly, &names, &s.reassembly.counts, &p.reassembly.counts);
         self.reassembly_datagrams.set(s.reassembly.datagrams as i64);
@@ -433,16 +436,15 @@ impl Metrics {
         );
         for (i, proc_name) in sctp::PROCEDURE_LABELS.iter().enumerate() {
             for (j, c) in sctp::PDU_CHOICE_LABELS.iter().enumerate() {
-                let d = s.ngap[i][j] - p.ngap[i][j];
-                if d > 0 {
-                    self.ngap.with_label_values(&[proc_name, c]).inc_by(d);
+                let (n, b) = (s.ngap[i][j], p.ngap[i][j]);
+                if n > b {
+                    add(&self.ngap.with_label_values(&[proc_name, c]), n, b);
                 }
             }
         }
         add_each(&self.s1ap, &sctp::PDU_CHOICE_LABELS, &s.s1ap, &p.s1ap);
-        self.sctp_chunks.inc_by(s.sctp_chunks.saturating_sub(p.sctp_chunks));
-        self.gtpv1c_messages
-            .inc_by(s.gtpv1c_messages.saturating_sub(p.gtpv1c_messages));
+        add(&self.sctp_chunks, s.sctp_chunks, p.sctp_chunks);
+        add(&self.gtpv1c_messages, s.gtpv1c_messages, p.gtpv1c_messages);
         let (ss, ps) = (&s.sessions, &p.sessions);
         add_each(&self.pfcp_messages, &pfcp::MESSAGE_LABELS, &ss.messages, &ps.messages);
         add_each(
@@ -451,62 +453,63 @@ impl Metrics {
             &ss.gtpc_messages,
             &ps.gtpc_messages,
         );
-        self.pfcp_retransmissions
-            .inc_by(ss.retransmissions.saturating_sub(ps.retransmissions));
-        self.pfcp_peer_restarts
-            .inc_by(ss.peer_restarts.saturating_sub(ps.peer_restarts));
+        add(&self.pfcp_retransmissions, ss.retransmissions, ps.retransmissions);
+        add(&self.pfcp_peer_restarts, ss.peer_restarts, ps.peer_restarts);
         add_each(
             &self.session_ignored,
             &SESSION_IGNORED,
             &session_ignored(ss),
             &session_ignored(ps),
         );
-        self.teid_conflicts
-            .inc_by(ss.teid_conflicts.saturating_sub(ps.teid_conflicts));
-        self.teid_keys_dropped
-            .inc_by(ss.teid_keys_dropped.saturating_sub(ps.teid_keys_dropped));
+        add(&self.teid_conflicts, ss.teid_conflicts, ps.teid_conflicts);
+        add(&self.teid_keys_dropped, ss.teid_keys_dropped, ps.teid_keys_dropped);
         self.sessions_active.set(ss.active as i64);
         self.session_capacity.set(s.session_capacity as i64);
-        self.sessions_established
-            .inc_by(ss.established.saturating_sub(ps.established));
+        add(&self.sessions_established, ss.established, ps.established);
         add_each(
             &self.sessions_ended,
             &SESSION_END_REASONS,
             &session_ends(ss),
             &session_ends(ps),
         );
-        self.session_evictions.inc_by(ss.evicted.saturating_sub(ps.evicted));
+        add(&self.session_evictions, ss.evicted, ps.evicted);
         add_each(
             &self.gtpu_session_lookups,
             &SESSION_LOOKUPS,
             &s.gtpu_session_lookups,
             &p.gtpu_session_lookups,
         );
-        self.time_discontinuities
-            .inc_by(s.time_discontinuities.saturating_sub(p.time_discontinuities));
+        add(
+            &self.time_discontinuities,
+            s.time_discontinuities,
+            p.time_discontinuities,
+        );
         self.flows_active.set(s.flows_active as i64);
         self.flow_capacity.set(s.flow_capacity as i64);
-        self.flows_created
-            .inc_by(s.flows_created.saturating_sub(p.flows_created));
-        self.flows_expired
-            .inc_by(s.flows_expired.saturating_sub(p.flows_expired));
-        self.flow_evictions
-            .inc_by(s.flows_evicted.saturating_sub(p.flows_evicted));
+        add(&self.flows_created, s.flows_created, p.flows_created);
+        add(&self.flows_expired, s.flows_expired, p.flows_expired);
+        add(&self.flow_evictions, s.flows_evicted, p.flows_evicted);
         for (ki, k) in AlertKind::ALL.iter().enumerate() {
             for (si, sv) in Severity::ALL.iter().enumerate() {
-                self.alerts
-                    .with_label_values(&[k.as_str(), sv.as_str()])
-                    .inc_by(s.alerts[ki][si].saturating_sub(p.alerts[ki][si]));
+                add(
+                    &self.alerts.with_label_values(&[k.as_str(), sv.as_str()]),
+                    s.alerts[ki][si],
+                    p.alerts[ki][si],
+                );
             }
             self.alerts_open
                 .with_label_values(&[k.as_str()])
                 .set(s.alerts_open[ki] as i64);
-            self.detector_evictions
-                .with_label_values(&[k.as_str()])
-                .inc_by(s.detector_evictions[ki].saturating_sub(p.detector_evictions[ki]));
-            self.alerts_suppressed
-                .with_label_values(&[k.as_str()])
-                .inc_by(s.alerts_suppressed[ki].saturating_sub(p.alerts_suppressed[ki]));
+            add(
+                &self.detector_evictions.with_label_values(&[k.as_str()]),
+                s.detector_evictions[ki],
+                p.detector_evictions[ki],
+            );
+            add(
+                &self.alerts_suppressed.with_label_values(&[k.as_str()]),
+                s.alerts_suppressed[ki],
+                p.alerts_suppressed[ki],
+            );
         }
         if s.last_ts_ns > 0 {
             self.last_capture_ts.set(s.last_ts_ns as f64 * 1e-9);
