@@ -5,17 +5,29 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// `program` run from the repository root with fivewatch's default logging.
+fn in_repo(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("FIVEWATCH_LOG");
+    c
+}
+
 fn fivewatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fivewatch"))
+    in_repo(env!("CARGO_BIN_EXE_fivewatch"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("FIVEWATCH_LOG")
         .output()
         .expect("run fivewatch")
 }
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `o` is a command-line usage error: exit code 2 and `message` on standard error
+/// (`context` says which case failed).
+fn assert_usage_error(o: &Output, message: &str, context: &str) {
+    assert_eq!(o.status.code(), Some(2), "{context}: {}", stderr(o));
+    assert!(stderr(o).contains(message), "{context}: {}", stderr(o));
 }
 
 /// `fivewatch replay ARGS --stats-json <tmp>`: the output and the JSON summary.
@@ -436,12 +448,7 @@ fn workers_flag_out_of_range_is_refused() {
     ];
     for args in runs {
         let o = fivewatch(args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
-        assert!(
-            stderr(&o).contains("from 0 (one per CPU core) to 256"),
-            "{args:?}: {}",
-            stderr(&o)
-        );
+        assert_usage_error(&o, "from 0 (one per CPU core) to 256", &format!("{args:?}"));
     }
 }
 
@@ -480,8 +487,7 @@ fn two_outputs_on_stdout_exit_2() {
         "-",
         "tests/data/syn-flood-small-200pkts.pcap",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("can use standard output"), "{}", stderr(&out));
+    assert_usage_error(&out, "can use standard output", "two outputs on stdout");
 }
 
 /// `--linger` out of range, negative included, gets the range message (not clap's
@@ -495,12 +501,7 @@ fn negative_linger_gets_the_range_message() {
         "--linger",
         "-1",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("must be a number of seconds from 0"),
-        "{}",
-        stderr(&out)
-    );
+    assert_usage_error(&out, "must be a number of seconds from 0", "--linger -1");
 }
 
 /// Under an address-space limit (`ulimit -v`, systemd `LimitAS=`) the tables do not reserve
@@ -512,13 +513,11 @@ fn replay_under_an_address_space_limit() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[flow]\ncapacity = 7100000\n").unwrap();
-    let o = Command::new("sh")
+    let o = in_repo("sh")
         .arg("-c")
         .arg(r#"ulimit -v 1048576 && exec "$0" replay --workers 1 --config "$1" tests/data/syn-flood-spoofed-sources.pcap"#)
         .arg(env!("CARGO_BIN_EXE_fivewatch"))
         .arg(&cfg)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("FIVEWATCH_LOG")
         .output()
         .expect("run sh");
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
