@@ -28,17 +28,28 @@ fn options(workers: usize, queue_batches: usize, lossless: bool) -> fivewatch::p
 /// Alert lines, sorted flow lines and the summary (without wall-clock figures) of a replay
 /// of `paths` with `workers` flow workers.
 fn replay(paths: &[PathBuf], workers: usize) -> (String, Vec<String>, Value) {
+    replay_opts(paths, workers, app::ReplayOptions::default())
+}
+
+/// [`replay`] with `opts`.
+fn replay_opts(paths: &[PathBuf], workers: usize, opts: app::ReplayOptions) -> (String, Vec<String>, Value) {
     let dir = tempfile::tempdir().expect("temp dir");
     let (alerts, flows) = (dir.path().join("alerts"), dir.path().join("flows"));
     let mut cfg = Config::default();
     cfg.pipeline.workers = workers;
     let mut sink = AlertSink::open(Some(&alerts), false).expect("alert file");
     let mut flow_sink = AlertSink::open(Some(&flows), false).expect("flow file");
-    let summary = app::replay(&cfg, paths, &mut sink, Some(&mut flow_sink));
+    let summary = app::replay_with(&cfg, paths, &mut sink, Some(&mut flow_sink), opts);
     let mut v = serde_json::to_value(&summary).expect("summary is JSON");
     let obj = v.as_object_mut().expect("summary is an object");
     obj.remove("wall_time_s");
     obj.remove("packets_per_second");
+    let preload = obj.remove("preload_time_s");
+    assert_eq!(
+        preload.is_some_and(|t| t.is_f64()),
+        opts.preload,
+        "preload_time_s is a number with --preload only"
+    );
     // How the packets were spread differs by design; checked on its own below.
     let spread = obj.remove("worker_packets");
     assert_eq!(
@@ -72,6 +83,33 @@ fn every_capture_gives_the_same_results_with_one_two_and_three_workers() {
     assert!(captures.len() >= 30, "test captures found: {}", captures.len());
     for c in &captures {
         assert_same(std::slice::from_ref(c));
+    }
+}
+
+#[test]
+fn preloaded_captures_give_the_same_results_as_read_ones() {
+    // `replay --preload` reads every file into memory before processing: the frames, the
+    // per-file packet counts and errors (a truncated file's frames before the damage, a
+    // missing file), and so every result must be those of reading while processing.
+    let mut paths = common::all_captures();
+    paths.push(common::data_dir().join("does-not-exist.pcap"));
+    let corrupt = paths
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("corrupt-truncated-mid-record"))
+        .count();
+    assert_eq!(corrupt, 1, "the truncated capture is among the inputs");
+    let preload = app::ReplayOptions { preload: true };
+    for workers in [1, 2] {
+        let (a, f, s) = replay(&paths, workers);
+        let (ap, fp, sp) = replay_opts(&paths, workers, preload);
+        assert_eq!(s, sp, "summary with {workers} workers");
+        assert_eq!(a, ap, "alert records with {workers} workers");
+        assert_eq!(f, fp, "flow records with {workers} workers");
+        let errors = sp["files"]
+            .as_array()
+            .map_or(0, |fs| fs.iter().filter(|f| !f["error"].is_null()).count());
+        assert!(errors >= 2, "the truncated and the missing file report errors: {sp}");
+        assert!(sp["alerts"]["syn_flood"].as_u64().unwrap_or(0) >= 1, "{sp}");
     }
 }
 

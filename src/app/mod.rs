@@ -15,7 +15,7 @@ use prometheus::IntCounter;
 use serde::Serialize;
 
 use crate::alert::AlertRecord;
-use crate::capture::file::{FileSource, Pacer};
+use crate::capture::file::{FileSource, Loaded, Pacer};
 use crate::capture::live::{LiveBackend, LiveSource};
 use crate::capture::{Frame, LinkType};
 use crate::config::Config;
@@ -101,6 +101,6 @@ mod replay;
 mod run;
 mod sink;
 
-pub use replay::{replay, AlertLine, FileReport, ReplaySummary};
+pub use replay::{replay, replay_with, AlertLine, FileReport, ReplayOptions, ReplaySummary};
 pub use run::{run, RunOptions, Source};
 pub use sink::AlertSink;

@@ -106,8 +106,12 @@ pub struct ReplaySummary {
     pub flow_record_errors: u64,
     /// Capture time span, seconds.
     pub capture_duration_s: f64,
-    /// Wall-clock time of the replay, seconds.
+    /// Wall-clock time of the replay, seconds (with `--preload`: of processing the frames
+    /// held in memory, the reading of the files left out).
     pub wall_time_s: f64,
+    /// With `--preload`: wall-clock time spent reading the capture files into memory before
+    /// processing started, seconds; `null` without it.
+    pub preload_time_s: Option<f64>,
     /// Packets per second of wall-clock time.
     pub packets_per_second: f64,
 }
@@ -215,6 +219,7 @@ impl ReplaySummary {
             flow_record_errors: flows.map_or(0, |f| f.errors),
             capture_duration_s: stats.last_ts_ns.saturating_sub(stats.first_ts_ns) as f64 * 1e-9,
             wall_time_s: wall,
+            preload_time_s: None,
             packets_per_second: if wall > 0.0 { stats.packets as f64 / wall } else { 0.0 },
         }
     }
@@ -349,8 +354,13 @@ impl ReplaySummary {
             );
         }
         s += &format!(
-            "time      {:.3} s wall, {:.0} packets/s\n",
-            self.wall_time_s, self.packets_per_second
+            "time      {:.3} s wall, {:.0} packets/s{}\n",
+            self.wall_time_s,
+            self.packets_per_second,
+            match self.preload_time_s {
+                Some(t) => format!(" (processing only; the files were read into memory before, in {t:.3} s)"),
+                None => String::new(),
+            }
         );
         s
     }
@@ -380,36 +390,107 @@ fn note_alerts(list: &mut Vec<AlertLine>, rec: &AlertRecord) {
 /// decides the exit status from [`FileReport::error`] and
 /// [`ReplaySummary::alert_sink_errors`].
 pub fn replay(cfg: &Config, paths: &[PathBuf], sink: &mut AlertSink, flows: Option<&mut AlertSink>) -> ReplaySummary {
-    match cfg.pipeline.worker_count() {
-        0 | 1 => replay_one(cfg, paths, sink, flows),
-        n => replay_workers(cfg, n, paths, sink, flows),
-    }
+    replay_with(cfg, paths, sink, flows, ReplayOptions::default())
 }
 
-/// Read `paths` in order, handing each frame to `f`; one report per file.
-fn read_files(paths: &[PathBuf], mut f: impl FnMut(&Frame<'_>)) -> Vec<FileReport> {
-    let mut files = Vec::new();
-    for path in paths {
-        let mut packets = 0u64;
-        let res = FileSource::open(path).and_then(|mut src| {
-            src.for_each(|fr| {
+/// How [`replay_with`] reads its capture files.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplayOptions {
+    /// Read every file whole into memory first, then process the frames from there
+    /// (`fivewatch replay --preload`): the summary's wall time and packets/s then measure
+    /// the processing alone, as a benchmark of the pipeline "from memory". Needs memory for
+    /// every file's captured bytes (plus 32 bytes per frame); a file that does not fit is
+    /// reported like one that cannot be read.
+    pub preload: bool,
+}
+
+/// [`replay`], with `opts`.
+pub fn replay_with(
+    cfg: &Config,
+    paths: &[PathBuf],
+    sink: &mut AlertSink,
+    flows: Option<&mut AlertSink>,
+    opts: ReplayOptions,
+) -> ReplaySummary {
+    let input = Input::new(paths, opts.preload);
+    let mut summary = match cfg.pipeline.worker_count() {
+        0 | 1 => replay_one(cfg, &input, sink, flows),
+        n => replay_workers(cfg, n, &input, sink, flows),
+    };
+    summary.preload_time_s = input.preload_s;
+    summary
+}
+
+/// The capture files of a replay: read while they are processed, or read into memory
+/// before ([`ReplayOptions::preload`]).
+struct Input<'a> {
+    paths: &'a [PathBuf],
+    /// Per file: its frames and the error that ended its reading early, if any.
+    loaded: Option<Vec<(Loaded, Option<String>)>>,
+    /// Seconds spent preloading.
+    preload_s: Option<f64>,
+}
+
+impl<'a> Input<'a> {
+    fn new(paths: &'a [PathBuf], preload: bool) -> Input<'a> {
+        if !preload {
+            return Input {
+                paths,
+                loaded: None,
+                preload_s: None,
+            };
+        }
+        let t0 = Instant::now();
+        let loaded = paths
+            .iter()
+            .map(|path| match FileSource::open(path) {
+                Ok(mut src) => {
+                    let (mem, res) = src.load();
+                    (mem, res.err().map(|e| e.to_string()))
+                }
+                Err(e) => (Loaded::default(), Some(e.to_string())),
+            })
+            .collect();
+        Input {
+            paths,
+            loaded: Some(loaded),
+            preload_s: Some(t0.elapsed().as_secs_f64()),
+        }
+    }
+
+    /// Hand every frame to `f`, file by file in order; one report per file.
+    fn read(&self, mut f: impl FnMut(&Frame<'_>)) -> Vec<FileReport> {
+        let mut files = Vec::new();
+        for (i, path) in self.paths.iter().enumerate() {
+            let mut packets = 0u64;
+            let mut count = |fr: Frame<'_>| {
                 packets += 1;
                 f(&fr);
-            })
-        });
-        files.push(FileReport {
-            path: path.display().to_string(),
-            packets,
-            error: res.err().map(|e| e.to_string()),
-        });
+            };
+            let error = match self.loaded.as_ref().and_then(|l| l.get(i)) {
+                Some((mem, error)) => {
+                    mem.for_each(&mut count);
+                    error.clone()
+                }
+                None => FileSource::open(path)
+                    .and_then(|mut src| src.for_each(&mut count))
+                    .err()
+                    .map(|e| e.to_string()),
+            };
+            files.push(FileReport {
+                path: path.display().to_string(),
+                packets,
+                error,
+            });
+        }
+        files
     }
-    files
 }
 
 fn replay_workers(
     cfg: &Config,
     workers: usize,
-    paths: &[PathBuf],
+    input: &Input<'_>,
     sink: &mut AlertSink,
     mut flows: Option<&mut AlertSink>,
 ) -> ReplaySummary {
@@ -435,7 +516,7 @@ fn replay_workers(
             }
         };
         workers::run(cfg, &opts, &mut on_alert, &mut on_flow, |d| {
-            read_files(paths, |f| d.process(f))
+            input.read(|f| d.process(f))
         })
     };
     let (files, stats) = match result {
@@ -444,7 +525,7 @@ fn replay_workers(
             // Nothing was read yet: the same replay on this thread alone gives the same
             // results, only slower.
             tracing::warn!(error = %e, workers, "cannot start the flow workers: replaying on one thread");
-            return replay_one(cfg, paths, sink, flows);
+            return replay_one(cfg, input, sink, flows);
         }
     };
     sink.flush();
@@ -457,7 +538,7 @@ fn replay_workers(
 
 fn replay_one(
     cfg: &Config,
-    paths: &[PathBuf],
+    input: &Input<'_>,
     sink: &mut AlertSink,
     mut flows: Option<&mut AlertSink>,
 ) -> ReplaySummary {
@@ -467,7 +548,7 @@ fn replay_one(
     }
     let mut list = Vec::new();
     let t0 = Instant::now();
-    let files = read_files(paths, |f| {
+    let files = input.read(|f| {
         engine.process(f);
         for rec in engine.take_records() {
             note_alerts(&mut list, &rec);

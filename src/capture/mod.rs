@@ -7,7 +7,7 @@
 pub mod file;
 pub mod live;
 
-pub use file::{CaptureFileError, FileSource};
+pub use file::{CaptureFileError, FileSource, Loaded};
 pub use live::{LiveBackend, LiveSource, LiveStats};
 
 /// Link-layer header type of a frame, as numbered by the tcpdump.org LINKTYPE_ registry.
