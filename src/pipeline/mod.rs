@@ -935,11 +935,12 @@ pub struct Engine {
     sample: u32,
     timing: Option<prometheus::Histogram>,
     /// Decoded packets waiting for the flow and detection stages (see
-    /// [`Engine::with_lookahead`]); empty unless `lookahead`.
-    ahead: std::collections::VecDeque<Ahead>,
+    /// [`Engine::with_lookahead`]), a ring of [`RING`] slots: `held` of them from `head` on
+    /// (none unless `lookahead`). A frame is decoded into the slot after them, in place.
+    ring: Box<[Ahead; RING]>,
+    head: usize,
+    held: usize,
     lookahead: bool,
-    /// The packet being decoded.
-    pkt: Packet,
 }
 
 /// A packet's key hashes computed before its flow stage (by the dispatcher, or by a
@@ -955,6 +956,7 @@ pub(crate) struct KeyHashes {
 }
 
 /// A decoded packet whose flow and tunnel entries are being prefetched.
+#[derive(Clone, Copy)]
 struct Ahead {
     ts: u64,
     pkt: Packet,
@@ -966,30 +968,51 @@ struct Ahead {
 /// How many decoded packets an engine with lookahead keeps before their flow stage.
 pub const LOOKAHEAD: usize = 8;
 
-/// Session lookup, flow update and detectors for one decoded packet (`hashes`: its key
-/// hashes, when known).
+/// Slots of an engine's lookahead ring: the packets held and the one being decoded (a power
+/// of two, for the index mask).
+const RING: usize = (LOOKAHEAD + 1).next_power_of_two();
+
+impl Ahead {
+    const EMPTY: Ahead = Ahead {
+        ts: 0,
+        pkt: Packet::EMPTY,
+        inner_missing: false,
+        hashes: KeyHashes {
+            flow: None,
+            tunnel: None,
+        },
+    };
+}
+
+/// The flow stage of the oldest packets of an engine's lookahead ring (`held` from `head`
+/// on) until `keep` are left.
 #[inline]
-fn flow_stage(
+fn run_held(
+    ring: &mut [Ahead; RING],
+    head: &mut usize,
+    held: &mut usize,
+    keep: usize,
     back: &mut Back,
     detect: &mut Detect,
     s: &mut Stats,
-    mut pkt: Packet,
-    inner_missing: bool,
-    ts: u64,
-    hashes: KeyHashes,
 ) {
-    let u = back.packet(s, &mut pkt, inner_missing, ts, hashes);
-    if detect.detectors.wants(&pkt, &u) {
-        if let Some(flow) = back.flows.get(u.slot) {
-            detect.feed(&pkt, &u, &FlowView::of(flow), ts);
-        }
+    while *held > keep {
+        flow_stage(back, detect, s, &mut ring[*head]);
+        *head = (*head + 1) % RING;
+        *held -= 1;
     }
 }
 
-/// The flow stage of every packet in `ahead`, oldest first.
-fn drain_ahead(ahead: &mut std::collections::VecDeque<Ahead>, back: &mut Back, detect: &mut Detect, s: &mut Stats) {
-    while let Some(a) = ahead.pop_front() {
-        flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, a.hashes);
+/// Session lookup, flow update and detectors for one decoded packet `a` (its key hashes
+/// used when known).
+#[inline]
+fn flow_stage(back: &mut Back, detect: &mut Detect, s: &mut Stats, a: &mut Ahead) {
+    let (ts, pkt) = (a.ts, &mut a.pkt);
+    let u = back.packet(s, pkt, a.inner_missing, ts, a.hashes);
+    if detect.detectors.wants(pkt, &u) {
+        if let Some(flow) = back.flows.get(u.slot) {
+            detect.feed(pkt, &u, &FlowView::of(flow), ts);
+        }
     }
 }
 
@@ -1010,9 +1033,10 @@ impl Engine {
             stats,
             sample: 0,
             timing: None,
-            ahead: std::collections::VecDeque::with_capacity(LOOKAHEAD + 1),
+            ring: Box::new([Ahead::EMPTY; RING]),
+            head: 0,
+            held: 0,
             lookahead: false,
-            pkt: Packet::EMPTY,
         }
     }
 
@@ -1079,50 +1103,70 @@ impl Engine {
             self.tick(ts);
         }
         self.back.sessions.note_packet(ts);
-        let (s, pkt) = (&mut self.stats, &mut self.pkt);
+        // Decode into the ring slot after the packets held, in place.
+        let slot = (self.head + self.held) % RING;
+        let s = &mut self.stats;
+        let a = &mut self.ring[slot];
         let Some(d) = self
             .front
-            .decode(s, frame.linktype, frame.data, frame.wire_len, ts, pkt)
+            .decode(s, frame.linktype, frame.data, frame.wire_len, ts, &mut a.pkt)
         else {
             return;
         };
-        let (back, detect) = (&mut self.back, &mut self.detect);
+        a.ts = ts;
+        a.inner_missing = d.inner_missing;
         if !self.lookahead || !matches!(d.control, Control::None) {
-            drain_ahead(&mut self.ahead, back, detect, s);
-            back.control(Some(s), pkt, d.control, ts);
-            flow_stage(back, detect, s, *pkt, d.inner_missing, ts, KeyHashes::default());
+            let control = d.control;
+            // The packets held go first (their slots are not this one).
+            let Engine {
+                ring,
+                head,
+                held,
+                back,
+                detect,
+                stats,
+                ..
+            } = self;
+            run_held(ring, head, held, 0, back, detect, stats);
+            let a = &mut ring[slot];
+            a.hashes = KeyHashes::default();
+            back.control(Some(stats), &a.pkt, control, ts);
+            flow_stage(back, detect, stats, a);
             return;
         }
-        let hashes = self
+        a.hashes = self
             .back
-            .key_hashes(pkt, self.back.flows.hash(&FlowKey::of_packet(pkt).0));
-        self.ahead.push_back(Ahead {
-            ts,
-            pkt: *pkt,
-            inner_missing: d.inner_missing,
-            hashes,
-        });
+            .key_hashes(&a.pkt, self.back.flows.hash(&FlowKey::of_packet(&a.pkt).0));
+        let hashes = a.hashes;
+        self.held += 1;
         // This packet's index buckets; the entries of the one half-way through, whose
         // buckets are in cache by now; the list neighbours of the one two before its turn.
-        let at = |back: usize| {
-            self.ahead
-                .len()
-                .checked_sub(back + 1)
-                .and_then(|i| self.ahead.get(i))
-                .map_or(KeyHashes::default(), |a| a.hashes)
+        let at = |back: usize| match self.held.checked_sub(back + 1) {
+            Some(i) => self.ring[(self.head + i) % RING].hashes,
+            None => KeyHashes::default(),
         };
         self.back.prefetch(hashes, at(LOOKAHEAD / 2), at(LOOKAHEAD - 2));
-        if self.ahead.len() > LOOKAHEAD {
-            if let Some(a) = self.ahead.pop_front() {
-                let (back, detect, s) = (&mut self.back, &mut self.detect, &mut self.stats);
-                flow_stage(back, detect, s, a.pkt, a.inner_missing, a.ts, a.hashes);
-            }
-        }
+        self.run_held(LOOKAHEAD);
     }
 
-    /// Run the flow stage of every packet held back by the lookahead.
+    /// Run the flow stage of every packet held back by the lookahead, oldest first.
     fn drain_ahead(&mut self) {
-        drain_ahead(&mut self.ahead, &mut self.back, &mut self.detect, &mut self.stats);
+        self.run_held(0);
+    }
+
+    /// Run the flow stage of the oldest packets held until `keep` are left.
+    #[inline]
+    fn run_held(&mut self, keep: usize) {
+        let (ring, head, held) = (&mut self.ring, &mut self.head, &mut self.held);
+        run_held(
+            ring,
+            head,
+            held,
+            keep,
+            &mut self.back,
+            &mut self.detect,
+            &mut self.stats,
+        );
     }
 
     /// Advance capture time to `now_ns`: expire flows, roll detector windows, close quiet
