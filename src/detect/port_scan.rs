@@ -103,27 +103,44 @@ impl Source {
 }
 
 /// Most probes a [`ProbeSet`] keeps in its vector before it moves them to hash maps.
-const SMALL_PROBES: usize = 32;
-
-/// One remembered probe of a small [`ProbeSet`].
-#[derive(Clone, Copy)]
-struct Probe {
-    dst: IpAddr,
-    port: u16,
-    answered: bool,
-}
+const SMALL_PROBES: usize = 64;
+// A small set's answered bits and lane masks are one u64; lanes are compared 16 at a time.
+const _: () = assert!(SMALL_PROBES <= 64 && SMALL_PROBES % 16 == 0);
 
 /// The distinct probes (target, port) of one source in one window, each marked answered or
 /// not, with the number of unanswered ones per target host and per port.
 ///
-/// Most sources are clients with a few probes per window: up to [`SMALL_PROBES`] live in
-/// one vector, where a lookup is a scan of a few adjacent cache lines and the counts are
-/// taken in the same pass. Beyond that they move to three hash maps (a lookup each, at any
-/// size). Both give the same answers.
-#[derive(Default)]
+/// Most sources are clients with a few probes per window: up to [`SMALL_PROBES`] are kept
+/// "small": their ports, a 16-bit tag of each target host ([`host_tag`]) and the answered
+/// bits sit inline in the source's table entry, the target addresses in a vector beside.
+/// A lookup compares the inline ports and tags of every probe at once and reads the
+/// address of a candidate only (a tag can collide; the address decides), so a probe that
+/// is not held costs no read outside the entry, and per-port counts need none. Beyond
+/// [`SMALL_PROBES`] the probes move to three hash maps (a lookup each, at any size). Both
+/// give the same answers.
 struct ProbeSet {
-    small: Vec<Probe>,
+    /// Small: the target host of each probe, in insertion order (its length is the
+    /// number of probes).
+    hosts: Vec<IpAddr>,
+    /// Small: the destination port of probe `i` (meaningful below `hosts.len()`).
+    ports: [u16; SMALL_PROBES],
+    /// Small: [`host_tag`] of `hosts[i]`.
+    tags: [u16; SMALL_PROBES],
+    /// Small: bit `i` set when probe `i` was answered.
+    answered: u64,
     large: Option<Box<LargeProbes>>,
+}
+
+impl Default for ProbeSet {
+    fn default() -> ProbeSet {
+        ProbeSet {
+            hosts: Vec::new(),
+            ports: [0; SMALL_PROBES],
+            tags: [0; SMALL_PROBES],
+            answered: 0,
+            large: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -136,35 +153,104 @@ struct LargeProbes {
     per_port: FastMap<u16, u32>,
 }
 
+/// A 16-bit tag of a target address for the inline comparison of a small [`ProbeSet`]
+/// (a multiplicative hash of the address bits; equal addresses give equal tags).
+#[inline]
+fn host_tag(ip: IpAddr) -> u16 {
+    let x = match ip {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => {
+            let v = u128::from(a);
+            (v as u64) ^ ((v >> 64) as u64).rotate_left(17) ^ 0x9e37
+        }
+    };
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) as u16
+}
+
+/// Bit `i` set where `a[i] == v`, for every `i`: 16 lanes per compare (SSE2, which every
+/// x86_64 processor has), one at a time elsewhere.
+#[inline(always)]
+fn lanes_eq(a: &[u16; SMALL_PROBES], v: u16) -> u64 {
+    let mut m = 0u64;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_set1_epi16};
+        // SAFETY: SSE2 is part of every x86_64 target.
+        let needle = unsafe { _mm_set1_epi16(v as i16) };
+        for (k, lanes) in a.chunks_exact(16).enumerate() {
+            let p = lanes.as_ptr().cast::<std::arch::x86_64::__m128i>();
+            // SAFETY: SSE2 is part of every x86_64 target; the two unaligned 16-byte loads
+            // read the 16 lanes of `lanes` (32 bytes) and nothing beyond.
+            let bits = unsafe {
+                let lo = _mm_cmpeq_epi16(_mm_loadu_si128(p), needle);
+                let hi = _mm_cmpeq_epi16(_mm_loadu_si128(p.add(1)), needle);
+                // Each 16-bit lane (all ones or zero) to one byte, in order, then a bit each.
+                _mm_movemask_epi8(_mm_packs_epi16(lo, hi))
+            };
+            m |= u64::from(bits as u16) << (k * 16);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for (i, x) in a.iter().enumerate() {
+        m |= u64::from(*x == v) << i;
+    }
+    m
+}
+
 impl ProbeSet {
     /// Distinct probes held.
     fn len(&self) -> usize {
         match &self.large {
             Some(l) => l.probes.len(),
-            None => self.small.len(),
+            None => self.hosts.len(),
         }
+    }
+
+    /// Small: bit `i` set for every probe held.
+    #[inline]
+    fn live(&self) -> u64 {
+        match self.hosts.len() {
+            n if n >= 64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        }
+    }
+
+    /// Small: the index of probe `(dst, port)`, if held.
+    #[inline]
+    fn find_small(&self, dst: IpAddr, port: u16) -> Option<usize> {
+        let mut m = lanes_eq(&self.ports, port) & lanes_eq(&self.tags, host_tag(dst)) & self.live();
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            if self.hosts.get(i) == Some(&dst) {
+                return Some(i);
+            }
+            m &= m - 1;
+        }
+        None
     }
 
     fn contains(&self, dst: IpAddr, port: u16) -> bool {
         match &self.large {
             Some(l) => l.probes.contains_key(&(dst, port)),
-            None => self.small.iter().any(|p| p.port == port && p.dst == dst),
+            None => self.find_small(dst, port).is_some(),
         }
     }
 
     /// Add probe `(dst, port)`, unanswered, which must not be held yet. Returns the
     /// unanswered probes to `dst` and on `port`, this one included.
     fn insert(&mut self, dst: IpAddr, port: u16) -> (u32, u32) {
-        if self.large.is_none() && self.small.len() >= SMALL_PROBES {
+        if self.large.is_none() && self.hosts.len() >= SMALL_PROBES {
             let mut l = LargeProbes::default();
-            for p in self.small.drain(..) {
-                l.probes.insert((p.dst, p.port), p.answered);
-                if !p.answered {
-                    *l.per_host.entry(p.dst).or_insert(0) += 1;
-                    *l.per_port.entry(p.port).or_insert(0) += 1;
+            for (i, (h, p)) in self.hosts.iter().zip(self.ports).enumerate() {
+                let answered = self.answered & (1 << i) != 0;
+                l.probes.insert((*h, p), answered);
+                if !answered {
+                    *l.per_host.entry(*h).or_insert(0) += 1;
+                    *l.per_port.entry(p).or_insert(0) += 1;
                 }
             }
-            self.small = Vec::new();
+            self.hosts = Vec::new();
+            self.answered = 0;
             self.large = Some(Box::new(l));
         }
         match &mut self.large {
@@ -177,16 +263,20 @@ impl ProbeSet {
                 (*host, *on_port)
             }
             None => {
-                let (mut host, mut on_port) = (1, 1);
-                for p in self.small.iter().filter(|p| !p.answered) {
-                    host += u32::from(p.dst == dst);
-                    on_port += u32::from(p.port == port);
+                let open = self.live() & !self.answered;
+                let tag = host_tag(dst);
+                let on_port = 1 + (lanes_eq(&self.ports, port) & open).count_ones();
+                let mut same_tag = lanes_eq(&self.tags, tag) & open;
+                let mut host = 1;
+                while same_tag != 0 {
+                    let i = same_tag.trailing_zeros() as usize;
+                    host += u32::from(self.hosts.get(i) == Some(&dst));
+                    same_tag &= same_tag - 1;
                 }
-                self.small.push(Probe {
-                    dst,
-                    port,
-                    answered: false,
-                });
+                let i = self.hosts.len();
+                self.ports[i] = port;
+                self.tags[i] = tag;
+                self.hosts.push(dst);
                 (host, on_port)
             }
         }
@@ -209,8 +299,8 @@ impl ProbeSet {
                 }
             }
             None => {
-                if let Some(p) = self.small.iter_mut().find(|p| p.port == port && p.dst == dst) {
-                    p.answered = true;
+                if let Some(i) = self.find_small(dst, port) {
+                    self.answered |= 1 << i;
                 }
             }
         }
@@ -220,13 +310,14 @@ impl ProbeSet {
     fn targets(&self) -> Vec<(IpAddr, u16)> {
         match &self.large {
             Some(l) => l.probes.keys().copied().collect(),
-            None => self.small.iter().map(|p| (p.dst, p.port)).collect(),
+            None => self.hosts.iter().copied().zip(self.ports).collect(),
         }
     }
 
     /// Forget every probe (a small set keeps its vector's room for the next window).
     fn clear(&mut self) {
-        self.small.clear();
+        self.hosts.clear();
+        self.answered = 0;
         self.large = None;
     }
 }
@@ -607,6 +698,28 @@ mod tests {
         }
     }
 
+    /// Two targets whose tags collide are still two targets: the address decides.
+    #[test]
+    fn colliding_host_tags_stay_apart() {
+        let mut seen = HashMap::new();
+        let (a, b) = (0u32..)
+            .map(|i| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)))
+            .find_map(|ip| seen.insert(host_tag(ip), ip).map(|other| (other, ip)))
+            .expect("a 16-bit tag collides within 65537 addresses");
+        assert_ne!(a, b);
+        assert_eq!(host_tag(a), host_tag(b));
+        let mut set = ProbeSet::default();
+        assert_eq!(set.insert(a, 80), (1, 1));
+        assert!(!set.contains(b, 80));
+        // b's first probe: 1 unanswered on b (a's does not count), 2 on port 80.
+        assert_eq!(set.insert(b, 80), (1, 2));
+        set.answer(b, 80);
+        // a's probe is still unanswered: a second one to a counts 2 on a, 2 on port 80.
+        assert_eq!(set.insert(a, 81), (2, 1));
+        assert_eq!(set.insert(b, 81), (1, 2));
+        assert!(set.contains(a, 80) && set.contains(b, 80));
+    }
+
     /// Past `SMALL_PROBES` distinct probes the set moves to its maps, keeping the answered
     /// marks and counts it had.
     #[test]
@@ -619,8 +732,9 @@ mod tests {
         set.answer(d, 0);
         set.answer(d, 1);
         assert!(set.large.is_none());
-        // 32 probes to d, 2 answered: the 33rd makes 31 unanswered on d, 1 on its port.
-        assert_eq!(set.insert(d, 1000), (31, 1));
+        // SMALL_PROBES probes to d, 2 answered: the next one makes SMALL_PROBES - 1
+        // unanswered on d, 1 on its port.
+        assert_eq!(set.insert(d, 1000), (SMALL_PROBES as u32 - 1, 1));
         assert!(set.large.is_some());
         assert_eq!(set.insert(host(2), 5), (1, 2));
         assert_eq!(set.len(), SMALL_PROBES + 2);

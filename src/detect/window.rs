@@ -127,9 +127,15 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
     pub fn prefetch_entry(&self, k: &K) {
         let h = self.hasher.hash_one(k);
         if let Some(n) = self.index.candidate(h).and_then(|i| self.nodes.get(i as usize)) {
+            // Every cache line the node spans.
             let p = (n as *const Node<K, V>).cast::<u8>();
-            prefetch(p);
-            prefetch(p.wrapping_add(std::mem::size_of::<Node<K, V>>() - 1));
+            let size = std::mem::size_of::<Node<K, V>>();
+            let mut off = 0;
+            while off < size {
+                prefetch(p.wrapping_add(off));
+                off += 64;
+            }
+            prefetch(p.wrapping_add(size - 1));
         }
     }
 
