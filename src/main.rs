@@ -82,9 +82,13 @@ enum Command {
         /// while no worker's share of `flow.capacity` (1/N each) fills up.
         #[arg(long, value_name = "N", value_parser = parse_workers)]
         workers: Option<usize>,
-        /// Read every capture file whole into memory before processing starts: the summary's
-        /// wall time and packets/s then cover the processing alone (a benchmark of the
-        /// pipeline from memory). Needs memory for the files' captured bytes.
+        /// Read every capture file whole into memory (all of them, each to its end, pipes
+        /// included) before processing starts: the summary's wall time and packets/s then
+        /// cover the processing alone, the reading is in `preload_time_s` of --stats-json (a
+        /// benchmark of the pipeline from memory). Needs memory for every file's captured
+        /// bytes plus 32 bytes per packet, with 64 MiB to spare: a file that does not fit is
+        /// reported like a file that cannot be read (exit 2), after the packets loaded
+        /// before are processed.
         #[arg(long)]
         preload: bool,
         /// Capture files (pcap or pcapng, recognised by content), processed in order.

@@ -524,3 +524,28 @@ fn replay_under_an_address_space_limit() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("syn_flood=1"), "{out}");
 }
+
+#[test]
+fn preload_that_does_not_fit_is_a_read_error_not_an_abort() {
+    // 80 MB of address space: enough for the replay itself, not for the capture held in
+    // memory with the 64 MiB that preloading keeps free for processing. The capture is then
+    // a file that cannot be read (exit 2, named, with what to do), not an allocation failure
+    // that aborts the process.
+    let run = |preload: &str| {
+        in_repo("sh")
+            .arg("-c")
+            .arg(r#"ulimit -v 80000 && exec "$0" replay --workers 1 $1 tests/data/syn-flood-spoofed-sources.pcap"#)
+            .arg(env!("CARGO_BIN_EXE_fivewatch"))
+            .arg(preload)
+            .output()
+            .expect("run sh")
+    };
+    let o = run("");
+    assert_eq!(o.status.code(), Some(0), "without --preload: {}", stderr(&o));
+    let o = run("--preload");
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("syn-flood-spoofed-sources.pcap"), "{err}");
+    assert!(err.contains("cannot hold the capture in memory"), "{err}");
+    assert!(err.contains("replay it without --preload"), "{err}");
+}

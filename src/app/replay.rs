@@ -417,49 +417,53 @@ pub fn replay_with(
         0 | 1 => replay_one(cfg, &input, sink, flows),
         n => replay_workers(cfg, n, &input, sink, flows),
     };
-    summary.preload_time_s = input.preload_s;
+    summary.preload_time_s = input.preload_s.get();
     summary
 }
 
 /// The capture files of a replay: read while they are processed, or read into memory
-/// before ([`ReplayOptions::preload`]).
+/// first ([`ReplayOptions::preload`]), once the pipeline is set up (its tables reserved).
 struct Input<'a> {
     paths: &'a [PathBuf],
-    /// Per file: its frames and the error that ended its reading early, if any.
-    loaded: Option<Vec<(Loaded, Option<String>)>>,
-    /// Seconds spent preloading.
-    preload_s: Option<f64>,
+    preload: bool,
+    /// Seconds spent preloading, once done.
+    preload_s: std::cell::Cell<Option<f64>>,
 }
 
 impl<'a> Input<'a> {
     fn new(paths: &'a [PathBuf], preload: bool) -> Input<'a> {
-        if !preload {
-            return Input {
-                paths,
-                loaded: None,
-                preload_s: None,
-            };
-        }
-        let t0 = Instant::now();
-        let loaded = paths
-            .iter()
-            .map(|path| match FileSource::open(path) {
-                Ok(mut src) => {
-                    let (mem, res) = src.load();
-                    (mem, res.err().map(|e| e.to_string()))
-                }
-                Err(e) => (Loaded::default(), Some(e.to_string())),
-            })
-            .collect();
         Input {
             paths,
-            loaded: Some(loaded),
-            preload_s: Some(t0.elapsed().as_secs_f64()),
+            preload,
+            preload_s: std::cell::Cell::new(None),
         }
     }
 
-    /// Hand every frame to `f`, file by file in order; one report per file.
+    /// Seconds spent preloading (0 without).
+    fn preload_seconds(&self) -> f64 {
+        self.preload_s.get().unwrap_or(0.0)
+    }
+
+    /// Hand every frame to `f`, file by file in order; one report per file. With preload,
+    /// every file is read into memory first (per file: its frames and the error that ended
+    /// its reading early, if any).
     fn read(&self, mut f: impl FnMut(&Frame<'_>)) -> Vec<FileReport> {
+        let loaded: Option<Vec<(Loaded, Option<String>)>> = self.preload.then(|| {
+            let t0 = Instant::now();
+            let v = self
+                .paths
+                .iter()
+                .map(|path| match FileSource::open(path) {
+                    Ok(mut src) => {
+                        let (mem, res) = src.load();
+                        (mem, res.err().map(|e| e.to_string()))
+                    }
+                    Err(e) => (Loaded::default(), Some(e.to_string())),
+                })
+                .collect();
+            self.preload_s.set(Some(t0.elapsed().as_secs_f64()));
+            v
+        });
         let mut files = Vec::new();
         for (i, path) in self.paths.iter().enumerate() {
             let mut packets = 0u64;
@@ -467,7 +471,7 @@ impl<'a> Input<'a> {
                 packets += 1;
                 f(&fr);
             };
-            let error = match self.loaded.as_ref().and_then(|l| l.get(i)) {
+            let error = match loaded.as_ref().and_then(|l| l.get(i)) {
                 Some((mem, error)) => {
                     mem.for_each(&mut count);
                     error.clone()
@@ -532,7 +536,8 @@ fn replay_workers(
     if let Some(fs) = flows.as_deref_mut() {
         fs.flush();
     }
-    let wall = t0.elapsed().as_secs_f64();
+    // With preload, the processing alone.
+    let wall = (t0.elapsed().as_secs_f64() - input.preload_seconds()).max(0.0);
     ReplaySummary::new(&stats, files, list, sink, flows.as_deref(), wall)
 }
 
@@ -572,6 +577,7 @@ fn replay_one(
         }
         fs.flush();
     }
-    let wall = t0.elapsed().as_secs_f64();
+    // With preload, the processing alone.
+    let wall = (t0.elapsed().as_secs_f64() - input.preload_seconds()).max(0.0);
     ReplaySummary::new(engine.stats(), files, list, sink, flows.as_deref(), wall)
 }

@@ -257,22 +257,43 @@ impl Loaded {
 
     /// Keep one frame; `false` when memory for it cannot be had.
     fn push(&mut self, fr: &Frame<'_>) -> bool {
-        if self.bytes.try_reserve(fr.data.len()).is_err()
-            || (self.frames.len() == self.frames.capacity()
-                && self.frames.try_reserve(self.frames.len().max(1024)).is_err())
+        let n = fr.data.len();
+        // Grow by doubling (a file whose size was reserved up front never grows here).
+        if (self.bytes.capacity() - self.bytes.len() < n && !grow(&mut self.bytes, n))
+            || (self.frames.len() == self.frames.capacity() && !grow(&mut self.frames, 1024))
         {
             return false;
         }
         self.frames.push(Stored {
             ts_ns: fr.ts_ns,
             start: self.bytes.len(),
-            len: fr.data.len() as u32,
+            len: n as u32,
             wire_len: fr.wire_len,
             linktype: fr.linktype,
         });
         self.bytes.extend_from_slice(fr.data);
         true
     }
+}
+
+/// Memory that preloading leaves free for everything else (the pipeline's buffers, alert
+/// and flow records, a next file's read buffer): a frame that would eat into it is not
+/// loaded, and the load ends with an out-of-memory error instead of a later allocation
+/// failing (which would abort the process).
+pub const PRELOAD_HEADROOM: usize = 64 << 20;
+
+/// Room for `needed` more items in `v`, or as many as it holds if more (it doubles), if it
+/// can be had with [`PRELOAD_HEADROOM`] bytes still free afterwards (as far as the
+/// allocator tells: under an address-space limit, or when the system refuses).
+fn grow<T>(v: &mut Vec<T>, needed: usize) -> bool {
+    let additional = needed.max(v.len());
+    let mut spare = Vec::<u8>::new();
+    if spare.try_reserve_exact(PRELOAD_HEADROOM).is_err() {
+        return false;
+    }
+    // Keep the compiler from leaving out an allocation that is never used.
+    std::hint::black_box(&mut spare);
+    v.try_reserve_exact(additional).is_ok()
 }
 
 impl FileSource {
@@ -282,39 +303,36 @@ impl FileSource {
     ///
     /// # Errors
     /// Those of [`FileSource::for_each`], and [`CaptureFileError::Io`] with
-    /// [`io::ErrorKind::OutOfMemory`] when the frames do not fit in memory (the frames read
-    /// until then are kept).
+    /// [`io::ErrorKind::OutOfMemory`] when the next frame does not fit in memory with
+    /// [`PRELOAD_HEADROOM`] to spare (the frames read until then are kept).
     pub fn load(&mut self) -> (Loaded, Result<FileSummary, CaptureFileError>) {
         let mut mem = Loaded::default();
-        // The captured bytes are at most the file's size: one allocation holds them all.
+        // The captured bytes are at most the file's size: one allocation holds them all
+        // (when it can be had; otherwise, or for a pipe, they grow as they are read).
         let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        let path = self.path.clone();
-        let oom = |mem: &Loaded| CaptureFileError::Io {
-            path: path.clone(),
-            cause: io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!(
-                    "cannot hold the capture in memory ({size} bytes; {} frames were read)",
-                    mem.len()
-                ),
-            ),
-        };
-        if usize::try_from(size).map_or(true, |n| mem.bytes.try_reserve_exact(n).is_err()) {
-            let e = oom(&mem);
-            return (mem, Err(e));
+        if usize::try_from(size).is_ok_and(|n| n > 0 && grow(&mut mem.bytes, n)) {
+            crate::flow::index::advise_huge(&mem.bytes);
         }
-        crate::flow::index::advise_huge(&mem.bytes);
         let mut full = false;
         let res = self.for_each(|fr| {
             full = full || !mem.push(&fr);
         });
-        match full {
-            true => {
-                let e = oom(&mem);
-                (mem, Err(e))
-            }
-            false => (mem, res),
+        if !full {
+            return (mem, res);
         }
+        let e = CaptureFileError::Io {
+            path: self.path.clone(),
+            cause: io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "cannot hold the capture in memory with {} MiB to spare ({} frames, {} bytes held); replay it without --preload",
+                    PRELOAD_HEADROOM >> 20,
+                    mem.len(),
+                    mem.bytes.len()
+                ),
+            ),
+        };
+        (mem, Err(e))
     }
 }
 
