@@ -111,36 +111,33 @@ const _: () = assert!(SMALL_PROBES <= 64 && SMALL_PROBES % 16 == 0);
 /// not, with the number of unanswered ones per target host and per port.
 ///
 /// Most sources are clients with a few probes per window: up to [`SMALL_PROBES`] are kept
-/// "small": their ports, a 16-bit tag of each target host ([`host_tag`]) and the answered
-/// bits sit inline in the source's table entry, the target addresses in a vector beside.
-/// A lookup compares the inline ports and tags of every probe at once and reads the
-/// address of a candidate only (a tag can collide; the address decides), so a probe that
-/// is not held costs no read outside the entry, and per-port counts need none. Beyond
-/// [`SMALL_PROBES`] the probes move to three hash maps (a lookup each, at any size). Both
-/// give the same answers.
+/// "small": their ports and a 16-bit tag of each target host ([`host_tag`]) in 64-byte
+/// blocks of 16 probes ([`Lanes`]), compared 16 at a time (the first block inline in the
+/// source's table entry, the others on the heap), the target addresses in a vector beside,
+/// the answered bits in the set. A lookup reads one block per 16 probes and the address of
+/// a candidate only (a tag can collide; the address decides); per-port counts read no
+/// address at all. A source with few probes (a spoofed one) allocates as before: its
+/// address vector only. Beyond [`SMALL_PROBES`] the probes move to three hash maps (a
+/// lookup each, at any size). Both give the same answers.
+#[derive(Default)]
 struct ProbeSet {
     /// Small: the target host of each probe, in insertion order (its length is the
     /// number of probes).
     hosts: Vec<IpAddr>,
-    /// Small: the destination port of probe `i` (meaningful below `hosts.len()`).
-    ports: [u16; SMALL_PROBES],
-    /// Small: [`host_tag`] of `hosts[i]`.
-    tags: [u16; SMALL_PROBES],
+    /// Small: ports and host tags of probes 0 to 15.
+    first: Lanes,
+    /// Small: those of probes `16 (b + 1)` to `16 (b + 1) + 15` in block `b`.
+    more: Vec<Lanes>,
     /// Small: bit `i` set when probe `i` was answered.
     answered: u64,
     large: Option<Box<LargeProbes>>,
 }
 
-impl Default for ProbeSet {
-    fn default() -> ProbeSet {
-        ProbeSet {
-            hosts: Vec::new(),
-            ports: [0; SMALL_PROBES],
-            tags: [0; SMALL_PROBES],
-            answered: 0,
-            large: None,
-        }
-    }
+/// The ports and [`host_tag`]s of 16 probes of a small [`ProbeSet`] (64 bytes).
+#[derive(Clone, Copy, Default)]
+struct Lanes {
+    ports: [u16; 16],
+    tags: [u16; 16],
 }
 
 #[derive(Default)]
@@ -167,34 +164,33 @@ fn host_tag(ip: IpAddr) -> u16 {
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) as u16
 }
 
-/// Bit `i` set where `a[i] == v`, for every `i`: 16 lanes per compare (SSE2, which every
-/// x86_64 processor has), one at a time elsewhere.
+/// Bit `i` set where `a[i] == v`, for the 16 lanes: one compare (SSE2, which every x86_64
+/// processor has), one lane at a time elsewhere.
 #[inline(always)]
-fn lanes_eq(a: &[u16; SMALL_PROBES], v: u16) -> u64 {
-    let mut m = 0u64;
+fn lanes_eq(a: &[u16; 16], v: u16) -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_set1_epi16};
-        // SAFETY: SSE2 is part of every x86_64 target.
-        let needle = unsafe { _mm_set1_epi16(v as i16) };
-        for (k, lanes) in a.chunks_exact(16).enumerate() {
-            let p = lanes.as_ptr().cast::<std::arch::x86_64::__m128i>();
-            // SAFETY: SSE2 is part of every x86_64 target; the two unaligned 16-byte loads
-            // read the 16 lanes of `lanes` (32 bytes) and nothing beyond.
-            let bits = unsafe {
-                let lo = _mm_cmpeq_epi16(_mm_loadu_si128(p), needle);
-                let hi = _mm_cmpeq_epi16(_mm_loadu_si128(p.add(1)), needle);
-                // Each 16-bit lane (all ones or zero) to one byte, in order, then a bit each.
-                _mm_movemask_epi8(_mm_packs_epi16(lo, hi))
-            };
-            m |= u64::from(bits as u16) << (k * 16);
-        }
+        let p = a.as_ptr().cast::<std::arch::x86_64::__m128i>();
+        // SAFETY: SSE2 is part of every x86_64 target; the two unaligned 16-byte loads read
+        // the 16 lanes of `a` (32 bytes) and nothing beyond.
+        let bits = unsafe {
+            let needle = _mm_set1_epi16(v as i16);
+            let lo = _mm_cmpeq_epi16(_mm_loadu_si128(p), needle);
+            let hi = _mm_cmpeq_epi16(_mm_loadu_si128(p.add(1)), needle);
+            // Each 16-bit lane (all ones or zero) to one byte, in order, then a bit each.
+            _mm_movemask_epi8(_mm_packs_epi16(lo, hi))
+        };
+        u64::from(bits as u16)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    for (i, x) in a.iter().enumerate() {
-        m |= u64::from(*x == v) << i;
+    {
+        let mut m = 0u64;
+        for (i, x) in a.iter().enumerate() {
+            m |= u64::from(*x == v) << i;
+        }
+        m
     }
-    m
 }
 
 impl ProbeSet {
@@ -215,10 +211,23 @@ impl ProbeSet {
         }
     }
 
+    /// Small: bit `i` set for every probe `i` whose port is `port` and whose host tag is
+    /// `tag` (either one when `None`).
+    #[inline]
+    fn matching(&self, port: Option<u16>, tag: Option<u16>) -> u64 {
+        let mut m = 0u64;
+        for (b, l) in std::iter::once(&self.first).chain(&self.more).enumerate() {
+            let p = port.map_or(0xffff, |v| lanes_eq(&l.ports, v));
+            let t = tag.map_or(0xffff, |v| lanes_eq(&l.tags, v));
+            m |= (p & t) << (16 * b);
+        }
+        m & self.live()
+    }
+
     /// Small: the index of probe `(dst, port)`, if held.
     #[inline]
     fn find_small(&self, dst: IpAddr, port: u16) -> Option<usize> {
-        let mut m = lanes_eq(&self.ports, port) & lanes_eq(&self.tags, host_tag(dst)) & self.live();
+        let mut m = self.matching(Some(port), Some(host_tag(dst)));
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             if self.hosts.get(i) == Some(&dst) {
@@ -241,7 +250,7 @@ impl ProbeSet {
     fn insert(&mut self, dst: IpAddr, port: u16) -> (u32, u32) {
         if self.large.is_none() && self.hosts.len() >= SMALL_PROBES {
             let mut l = LargeProbes::default();
-            for (i, (h, p)) in self.hosts.iter().zip(self.ports).enumerate() {
+            for (i, (h, p)) in self.hosts.iter().zip(self.ports()).enumerate() {
                 let answered = self.answered & (1 << i) != 0;
                 l.probes.insert((*h, p), answered);
                 if !answered {
@@ -250,6 +259,7 @@ impl ProbeSet {
                 }
             }
             self.hosts = Vec::new();
+            self.more = Vec::new();
             self.answered = 0;
             self.large = Some(Box::new(l));
         }
@@ -265,8 +275,8 @@ impl ProbeSet {
             None => {
                 let open = self.live() & !self.answered;
                 let tag = host_tag(dst);
-                let on_port = 1 + (lanes_eq(&self.ports, port) & open).count_ones();
-                let mut same_tag = lanes_eq(&self.tags, tag) & open;
+                let on_port = 1 + (self.matching(Some(port), None) & open).count_ones();
+                let mut same_tag = self.matching(None, Some(tag)) & open;
                 let mut host = 1;
                 while same_tag != 0 {
                     let i = same_tag.trailing_zeros() as usize;
@@ -274,8 +284,17 @@ impl ProbeSet {
                     same_tag &= same_tag - 1;
                 }
                 let i = self.hosts.len();
-                self.ports[i] = port;
-                self.tags[i] = tag;
+                if i >= 16 && i % 16 == 0 {
+                    self.more.push(Lanes::default());
+                }
+                let block = match i / 16 {
+                    0 => Some(&mut self.first),
+                    b => self.more.get_mut(b - 1),
+                };
+                if let Some(l) = block {
+                    l.ports[i % 16] = port;
+                    l.tags[i % 16] = tag;
+                }
                 self.hosts.push(dst);
                 (host, on_port)
             }
@@ -310,13 +329,22 @@ impl ProbeSet {
     fn targets(&self) -> Vec<(IpAddr, u16)> {
         match &self.large {
             Some(l) => l.probes.keys().copied().collect(),
-            None => self.hosts.iter().copied().zip(self.ports).collect(),
+            None => self.hosts.iter().copied().zip(self.ports()).collect(),
         }
     }
 
-    /// Forget every probe (a small set keeps its vector's room for the next window).
+    /// Small: the ports of the probes, in order.
+    fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        std::iter::once(&self.first)
+            .chain(&self.more)
+            .flat_map(|l| l.ports)
+            .take(self.hosts.len())
+    }
+
+    /// Forget every probe (a small set keeps its vectors' room for the next window).
     fn clear(&mut self) {
         self.hosts.clear();
+        self.more.clear();
         self.answered = 0;
         self.large = None;
     }
