@@ -549,3 +549,27 @@ fn preload_that_does_not_fit_is_a_read_error_not_an_abort() {
     assert!(err.contains("cannot hold the capture in memory"), "{err}");
     assert!(err.contains("replay it without --preload"), "{err}");
 }
+
+#[test]
+fn capture_duration_adds_up_the_files_spans() {
+    // capinfos -u: "Capture duration" 23.085343 s and 3.833687096 s. Given in either order
+    // (one jumps back in time, the other years forward), the replay covers their sum, not
+    // the distance between their dates.
+    let scan = "tests/data/syn-scan-nmap-1000-ports.pcap";
+    let sa = "tests/data/5g-sa-registration-ngap-pfcp-gtpu-psc.pcapng";
+    for files in [[scan, sa], [sa, scan]] {
+        let (o, v) = replay_with_stats(&files);
+        assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+        let span = |f: &serde_json::Value| f["capture_duration_s"].as_f64().unwrap_or(-1.0);
+        let per_file: Vec<f64> = v["files"].as_array().unwrap().iter().map(span).collect();
+        let want = if files[0] == scan {
+            [23.085343, 3.833687096]
+        } else {
+            [3.833687096, 23.085343]
+        };
+        for (got, want) in per_file.iter().zip(want) {
+            assert!((got - want).abs() < 1e-6, "{files:?}: {per_file:?}");
+        }
+        assert!((span(&v) - 26.919030096).abs() < 1e-6, "{files:?}: {v}");
+    }
+}

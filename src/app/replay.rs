@@ -9,6 +9,9 @@ pub struct FileReport {
     pub path: String,
     /// Packets read from it.
     pub packets: u64,
+    /// Its capture time span: the latest packet timestamp minus the first packet's, seconds
+    /// (0 without packets).
+    pub capture_duration_s: f64,
     /// The error that ended it early (names the file and byte offset), if any.
     pub error: Option<String>,
 }
@@ -104,7 +107,9 @@ pub struct ReplaySummary {
     pub flow_records_written: u64,
     /// Flow records that could not be written; non-zero makes `replay` exit 3.
     pub flow_record_errors: u64,
-    /// Capture time span, seconds.
+    /// Capture time covered, seconds: the sum of the files' spans
+    /// ([`FileReport::capture_duration_s`]), so that files from different days or given out
+    /// of time order add up instead of giving the distance between their dates.
     pub capture_duration_s: f64,
     /// Wall-clock time of the replay, seconds (with `--preload`: of processing the frames
     /// held in memory, the reading of the files left out).
@@ -136,6 +141,7 @@ impl ReplaySummary {
         }
         let named = |names: &[&str], v: &[u64]| names.iter().zip(v).map(|(n, c)| (n.to_string(), *c)).collect();
         let lt_names: Vec<&str> = LINK_TYPES.iter().map(|(n, _)| *n).collect();
+        let capture_duration_s = files.iter().map(|f| f.capture_duration_s).sum();
         ReplaySummary {
             files,
             packets: stats.packets,
@@ -217,7 +223,7 @@ impl ReplaySummary {
             alert_sink_errors: sink.errors,
             flow_records_written: flows.map_or(0, |f| f.written),
             flow_record_errors: flows.map_or(0, |f| f.errors),
-            capture_duration_s: stats.last_ts_ns.saturating_sub(stats.first_ts_ns) as f64 * 1e-9,
+            capture_duration_s,
             wall_time_s: wall,
             preload_time_s: None,
             packets_per_second: if wall > 0.0 { stats.packets as f64 / wall } else { 0.0 },
@@ -466,9 +472,13 @@ impl<'a> Input<'a> {
         });
         let mut files = Vec::new();
         for (i, path) in self.paths.iter().enumerate() {
-            let mut packets = 0u64;
+            let (mut packets, mut first, mut last) = (0u64, 0u64, 0u64);
             let mut count = |fr: Frame<'_>| {
+                if packets == 0 {
+                    first = fr.ts_ns;
+                }
                 packets += 1;
+                last = last.max(fr.ts_ns);
                 f(&fr);
             };
             let error = match loaded.as_ref().and_then(|l| l.get(i)) {
@@ -484,6 +494,7 @@ impl<'a> Input<'a> {
             files.push(FileReport {
                 path: path.display().to_string(),
                 packets,
+                capture_duration_s: last.saturating_sub(first) as f64 * 1e-9,
                 error,
             });
         }
