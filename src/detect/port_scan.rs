@@ -211,23 +211,37 @@ impl ProbeSet {
         }
     }
 
-    /// Small: bit `i` set for every probe `i` whose port is `port` and whose host tag is
-    /// `tag` (either one when `None`).
+    /// Small: the blocks of probes 0–15, 16–31, ... in order.
     #[inline]
-    fn matching(&self, port: Option<u16>, tag: Option<u16>) -> u64 {
-        let mut m = 0u64;
-        for (b, l) in std::iter::once(&self.first).chain(&self.more).enumerate() {
-            let p = port.map_or(0xffff, |v| lanes_eq(&l.ports, v));
-            let t = tag.map_or(0xffff, |v| lanes_eq(&l.tags, v));
-            m |= (p & t) << (16 * b);
+    fn blocks(&self) -> impl Iterator<Item = &Lanes> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
+    /// Small: block `b` (probes `16 b` to `16 b + 15`), if allocated.
+    fn block_mut(&mut self, b: usize) -> Option<&mut Lanes> {
+        match b {
+            0 => Some(&mut self.first),
+            b => self.more.get_mut(b - 1),
         }
-        m & self.live()
+    }
+
+    /// Small: bit `i` set for every probe `i` held whose port is `port`, and for every one
+    /// whose host tag is `tag`: one pass over the blocks.
+    #[inline]
+    fn masks(&self, port: u16, tag: u16) -> (u64, u64) {
+        let (mut p, mut t) = (0u64, 0u64);
+        for (b, l) in self.blocks().enumerate() {
+            p |= lanes_eq(&l.ports, port) << (16 * b);
+            t |= lanes_eq(&l.tags, tag) << (16 * b);
+        }
+        (p & self.live(), t & self.live())
     }
 
     /// Small: the index of probe `(dst, port)`, if held.
     #[inline]
     fn find_small(&self, dst: IpAddr, port: u16) -> Option<usize> {
-        let mut m = self.matching(Some(port), Some(host_tag(dst)));
+        let (p, t) = self.masks(port, host_tag(dst));
+        let mut m = p & t;
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             if self.hosts.get(i) == Some(&dst) {
@@ -273,10 +287,11 @@ impl ProbeSet {
                 (*host, *on_port)
             }
             None => {
-                let open = self.live() & !self.answered;
                 let tag = host_tag(dst);
-                let on_port = 1 + (self.matching(Some(port), None) & open).count_ones();
-                let mut same_tag = self.matching(None, Some(tag)) & open;
+                let (same_port, same_tag) = self.masks(port, tag);
+                let open = !self.answered;
+                let on_port = 1 + (same_port & open).count_ones();
+                let mut same_tag = same_tag & open;
                 let mut host = 1;
                 while same_tag != 0 {
                     let i = same_tag.trailing_zeros() as usize;
@@ -287,11 +302,7 @@ impl ProbeSet {
                 if i >= 16 && i % 16 == 0 {
                     self.more.push(Lanes::default());
                 }
-                let block = match i / 16 {
-                    0 => Some(&mut self.first),
-                    b => self.more.get_mut(b - 1),
-                };
-                if let Some(l) = block {
+                if let Some(l) = self.block_mut(i / 16) {
                     l.ports[i % 16] = port;
                     l.tags[i % 16] = tag;
                 }
@@ -335,10 +346,7 @@ impl ProbeSet {
 
     /// Small: the ports of the probes, in order.
     fn ports(&self) -> impl Iterator<Item = u16> + '_ {
-        std::iter::once(&self.first)
-            .chain(&self.more)
-            .flat_map(|l| l.ports)
-            .take(self.hosts.len())
+        self.blocks().flat_map(|l| l.ports).take(self.hosts.len())
     }
 
     /// Forget every probe (a small set keeps its vectors' room for the next window).
