@@ -410,7 +410,11 @@ pub struct ReplayOptions {
     pub preload: bool,
 }
 
-/// [`replay`], with `opts`.
+/// [`replay`], with `opts` ([`ReplayOptions::preload`]: the files read into memory first,
+/// the summary's `wall_time_s` and `packets_per_second` covering the processing alone and
+/// `preload_time_s` the reading, in seconds). Errors are reported as in [`replay`]: per
+/// file in [`FileReport::error`] (with preload, a file that does not fit in memory too),
+/// and in the sink error counts.
 pub fn replay_with(
     cfg: &Config,
     paths: &[PathBuf],
@@ -445,9 +449,10 @@ impl<'a> Input<'a> {
         }
     }
 
-    /// Seconds spent preloading (0 without).
-    fn preload_seconds(&self) -> f64 {
-        self.preload_s.get().unwrap_or(0.0)
+    /// Wall-clock seconds since `t0` spent processing: with preload, the reading of the
+    /// files into memory left out.
+    fn processing_seconds(&self, t0: Instant) -> f64 {
+        (t0.elapsed().as_secs_f64() - self.preload_s.get().unwrap_or(0.0)).max(0.0)
     }
 
     /// Hand every frame to `f`, file by file in order; one report per file. With preload,
@@ -547,8 +552,7 @@ fn replay_workers(
     if let Some(fs) = flows.as_deref_mut() {
         fs.flush();
     }
-    // With preload, the processing alone.
-    let wall = (t0.elapsed().as_secs_f64() - input.preload_seconds()).max(0.0);
+    let wall = input.processing_seconds(t0);
     ReplaySummary::new(&stats, files, list, sink, flows.as_deref(), wall)
 }
 
@@ -588,7 +592,6 @@ fn replay_one(
         }
         fs.flush();
     }
-    // With preload, the processing alone.
-    let wall = (t0.elapsed().as_secs_f64() - input.preload_seconds()).max(0.0);
+    let wall = input.processing_seconds(t0);
     ReplaySummary::new(engine.stats(), files, list, sink, flows.as_deref(), wall)
 }

@@ -276,7 +276,7 @@ impl Loaded {
     }
 }
 
-/// Memory that preloading leaves free for everything else (the pipeline's buffers, alert
+/// Memory, in bytes (64 MiB), that preloading leaves free for everything else (the pipeline's buffers, alert
 /// and flow records, a next file's read buffer): a frame that would eat into it is not
 /// loaded, and the load ends with an out-of-memory error instead of a later allocation
 /// failing (which would abort the process).

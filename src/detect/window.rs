@@ -96,7 +96,8 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
         }
     }
 
-    /// Remove every entry, keeping the room already taken. [`LruMap::evicted`] keeps
+    /// Remove every entry, keeping the room the entries took (the index is rebuilt
+    /// empty, at the map's capacity). [`LruMap::evicted`] keeps
     /// counting: it is a total since start, exported as a Prometheus counter, which must
     /// never go back.
     pub fn clear(&mut self) {
