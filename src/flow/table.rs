@@ -1,10 +1,17 @@
-//! Bounded flow table with per-protocol idle timeouts and least-recently-seen eviction.
+//! Bounded flow table with per-protocol idle timeouts and earliest-deadline eviction.
 //!
 //! Flows live in a slab; a keyed (randomly seeded) hash index maps [`FlowKey`] to a slot.
-//! Each flow sits on one of five intrusive lists (TCP opening, TCP established, TCP
-//! closed, UDP, other), ordered by last-seen time. Because every flow on a list shares the
-//! list's timeout, expiry pops from list tails in O(1) per expired flow, and eviction at
-//! capacity removes the least recently seen flow of all lists. Nothing allocates per packet
+//! Each flow's idle deadline is its last packet time plus the timeout of its class (TCP
+//! opening, TCP established, TCP closed, UDP, other). Flows wait for their deadline on an
+//! expiry wheel of one-second buckets (intrusive lists through the flows' `prev`/`next`),
+//! checked lazily: a packet only moves its flow's last-seen time, and a flow leaves its
+//! bucket only when its class changes (a TCP state change, a few times per connection). When
+//! the wheel reaches a bucket, each flow in it is either expired (its real deadline has
+//! passed) or moved to the bucket of its real deadline. So expiry is exact at every
+//! [`FlowTable::expire`] call, as a list ordered by last-seen time would make it, without
+//! rewriting the links of two other flows on every packet (two cache misses per packet on a
+//! large table). Eviction at capacity removes the flow whose deadline comes first (a flow of
+//! the earliest non-empty second, the first placed there). Nothing allocates per packet
 //! once the slab has grown to capacity: a flow allocates only when it is the first on a new
 //! GTP-U tunnel endpoint pair (one shared allocation per pair, module `flow::tunnel`) or
 //! outgrows its narrow counters (once per flow, see [`Flow`]).
@@ -18,8 +25,14 @@ use super::stats::Welford;
 use super::tunnel::{Side, TunnelTable, Wide};
 use crate::decode::{ipproto, tcpflags, Packet};
 
-const NIL: u32 = u32::MAX;
-const CLASSES: usize = 5;
+/// One second of capture time, ns.
+const SEC: u64 = 1_000_000_000;
+/// Buckets (seconds) of the expiry wheel. A deadline further away than this waits in the
+/// last bucket and is moved on when the wheel gets there.
+const WHEEL: usize = 1024;
+/// Link values from this one up name the wheel's buckets (the list heads), not flows; the
+/// table holds fewer flows than this.
+const BUCKET0: u32 = u32::MAX - WHEEL as u32;
 const C_TCP_NEW: u8 = 0;
 const C_TCP_EST: u8 = 1;
 const C_TCP_CLOSED: u8 = 2;
@@ -130,9 +143,9 @@ pub struct Flow {
     ul_teid: u32,
     /// Downlink TEID (allocated by the gNB), valid with `B_DL`.
     dl_teid: u32,
-    /// Previous flow on this flow's expiry list.
+    /// Previous flow (or bucket head, see `BUCKET0`) in this flow's expiry-wheel bucket.
     prev: u32,
-    /// Next flow on this flow's expiry list.
+    /// Next flow (or bucket head) in this flow's expiry-wheel bucket.
     next: u32,
     /// Key flags and small state, see the `B_*` and `S_*` constants.
     bits: u32,
@@ -179,7 +192,7 @@ const B_WIDE: u32 = 1 << 8;
 const S_TCP_STATE: u32 = 9;
 /// Directions that sent a FIN (2 bits, 1 << direction).
 const S_FIN_DIRS: u32 = 12;
-/// Expiry list the flow is on (3 bits, `C_*`).
+/// Timeout class of the flow (3 bits, `C_*`).
 const S_CLASS: u32 = 14;
 /// Outer tunnel endpoint the initiator's first packet came from (2 bits): 1 = lower
 /// (`tun_a`), 2 = higher (`tun_b`), 0 = not tunnelled or both endpoints equal.
@@ -624,8 +637,13 @@ pub struct FlowTable {
     index: FlowIndex,
     slab: Vec<Flow>,
     free: Vec<u32>,
-    heads: [u32; CLASSES],
-    tails: [u32; CLASSES],
+    /// The expiry wheel's bucket heads, `[prev, next]` of each circular list: bucket `k`
+    /// holds the flows placed for a deadline in a second `s` with `s % WHEEL == k`, from
+    /// `cursor` to `cursor + WHEEL - 1`.
+    wheel: Vec<[u32; 2]>,
+    /// The second (of capture time) the wheel is at: every bucket before it has been
+    /// checked, and no flow is placed before it. 0 before the first flow.
+    cursor: u64,
     hasher: FlowHasher,
     tunnels: TunnelTable,
     capacity: usize,
@@ -658,7 +676,7 @@ impl FlowTable {
 
     /// [`FlowTable::new`] hashing keys with `hasher`.
     pub fn with_hasher(capacity: usize, timeouts: Timeouts, hasher: FlowHasher) -> FlowTable {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, BUCKET0 as usize);
         FlowTable {
             // Room for 64 Ki flows (512 KiB) before the first rehash; it grows by doubling,
             // so that a table far from full stays small enough for the cache.
@@ -666,8 +684,8 @@ impl FlowTable {
             // Reserved whole (address space) so that it never moves; see `reserve_huge`.
             slab: index::reserve_huge(capacity, 1 << 16),
             free: Vec::new(),
-            heads: [NIL; CLASSES],
-            tails: [NIL; CLASSES],
+            wheel: (0..WHEEL as u32).map(|k| [BUCKET0 + k; 2]).collect(),
+            cursor: 0,
             hasher,
             tunnels: TunnelTable::new(),
             capacity,
@@ -744,56 +762,62 @@ impl FlowTable {
         }
     }
 
-    /// Start loading the expiry-list neighbours of the flow that a key hashed `h` most likely
-    /// has (reads its index bucket and the flow, best prefetched before): updating the flow
-    /// moves it to the front of its list, which rewrites their links. Changes nothing.
+    /// Links `[prev, next]` of flow or bucket head `i`.
     #[inline]
-    pub fn prefetch_links(&self, h: u64) {
-        if let Some(f) = self.index.candidate(h).and_then(|i| self.slab.get(i as usize)) {
-            for n in [f.prev, f.next] {
-                if let Some(nf) = self.slab.get(n as usize) {
-                    index::prefetch((&nf.next as *const u32).cast());
-                }
-            }
-        }
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let (prev, next, class) = {
+    fn links(&self, i: u32) -> [u32; 2] {
+        if i >= BUCKET0 {
+            self.wheel[(i - BUCKET0) as usize]
+        } else {
             let f = &self.slab[i as usize];
-            (f.prev, f.next, usize::from(f.class()))
-        };
-        if prev == NIL {
-            self.heads[class] = next;
-        } else {
-            self.slab[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.tails[class] = prev;
-        } else {
-            self.slab[next as usize].prev = prev;
+            [f.prev, f.next]
         }
     }
 
-    fn push_front(&mut self, i: u32, class: u8) {
-        let c = usize::from(class);
-        let head = self.heads[c];
-        {
+    /// Set link `which` (0 = prev, 1 = next) of flow or bucket head `i` to `to`.
+    #[inline]
+    fn set_link(&mut self, i: u32, which: usize, to: u32) {
+        if i >= BUCKET0 {
+            self.wheel[(i - BUCKET0) as usize][which] = to;
+        } else {
             let f = &mut self.slab[i as usize];
-            f.prev = NIL;
-            f.next = head;
-            f.set_field(S_CLASS, 3, u32::from(class));
+            *(if which == 0 { &mut f.prev } else { &mut f.next }) = to;
         }
-        if head == NIL {
-            self.tails[c] = i;
-        } else {
-            self.slab[head as usize].prev = i;
-        }
-        self.heads[c] = i;
     }
 
-    fn remove_slot(&mut self, i: u32, reason: EndReason, on_end: &mut impl FnMut(&Flow, EndReason)) {
-        self.unlink(i);
+    /// Take flow `i` out of its wheel bucket.
+    fn unlink(&mut self, i: u32) {
+        let [prev, next] = self.links(i);
+        self.set_link(prev, 1, next);
+        self.set_link(next, 0, prev);
+    }
+
+    /// The idle deadline of flow `f`: capture time (ns) after which it has expired.
+    #[inline]
+    fn deadline(&self, f: &Flow) -> u64 {
+        f.last_ns.saturating_add(self.timeouts.of(f.class()))
+    }
+
+    /// The wheel's second for a deadline at `deadline_ns`: its own second, or the cursor's
+    /// for one already past, or the wheel's last for one beyond it.
+    #[inline]
+    fn second_of(&self, deadline_ns: u64) -> u64 {
+        (deadline_ns / SEC).clamp(self.cursor, self.cursor + WHEEL as u64 - 1)
+    }
+
+    /// Put flow `i` (in no bucket) last in the bucket of its deadline.
+    fn place(&mut self, i: u32) {
+        let s = self.second_of(self.deadline(&self.slab[i as usize]));
+        let k = (s % WHEEL as u64) as usize;
+        let (head, tail) = (BUCKET0 + k as u32, self.wheel[k][0]);
+        let f = &mut self.slab[i as usize];
+        f.prev = tail;
+        f.next = head;
+        self.set_link(tail, 1, i);
+        self.wheel[k][0] = i;
+    }
+
+    /// End flow `i`, already out of its bucket: `on_end` sees it, then its slot is freed.
+    fn release(&mut self, i: u32, reason: EndReason, on_end: &mut impl FnMut(&Flow, EndReason)) {
         let h = self.hash(&self.slab[i as usize].key());
         self.index.remove(h, i);
         on_end(&self.slab[i as usize], reason);
@@ -803,41 +827,85 @@ impl FlowTable {
         self.free.push(i);
     }
 
+    fn remove_slot(&mut self, i: u32, reason: EndReason, on_end: &mut impl FnMut(&Flow, EndReason)) {
+        self.unlink(i);
+        self.release(i, reason, on_end);
+    }
+
     /// Remove every flow idle for longer than its timeout at capture time `now_ns`, calling
-    /// `on_end` for each.
+    /// `on_end` for each. Capture time must not go back between calls without a
+    /// [`FlowTable::drain`] (the pipeline's clock starts a new time base then).
     pub fn expire(&mut self, now_ns: u64, on_end: &mut impl FnMut(&Flow, EndReason)) {
-        for class in 0..CLASSES as u8 {
-            let timeout = self.timeouts.of(class);
+        let now_s = now_ns / SEC;
+        if now_s < self.cursor {
+            return;
+        }
+        // Every bucket from the cursor's second to now's (all of them after a jump of the
+        // wheel's span or more). Flows moved on go to now's second or later, so a bucket is
+        // detached before its flows are looked at.
+        let from = self.cursor;
+        let last = now_s.min(from + WHEEL as u64 - 1);
+        self.cursor = now_s;
+        for x in from..=last {
+            let k = (x % WHEEL as u64) as usize;
+            let head = BUCKET0 + k as u32;
+            let [tail, mut i] = self.wheel[k];
+            if i == head {
+                continue;
+            }
+            self.wheel[k] = [head, head];
             loop {
-                let t = self.tails[usize::from(class)];
-                if t == NIL || now_ns.saturating_sub(self.slab[t as usize].last_ns) <= timeout {
+                let next = self.slab[i as usize].next;
+                if self.deadline(&self.slab[i as usize]) < now_ns {
+                    self.release(i, EndReason::IdleTimeout, on_end);
+                    self.expired += 1;
+                } else {
+                    self.place(i);
+                }
+                if i == tail {
                     break;
                 }
-                self.remove_slot(t, EndReason::IdleTimeout, on_end);
-                self.expired += 1;
+                i = next;
             }
         }
     }
 
-    /// Remove every flow (end of input), calling `on_end` for each.
+    /// Remove every flow (end of input, or a new time base), calling `on_end` for each.
     pub fn drain(&mut self, on_end: &mut impl FnMut(&Flow, EndReason)) {
-        for class in 0..CLASSES {
-            while self.tails[class] != NIL {
-                self.remove_slot(self.tails[class], EndReason::Shutdown, on_end);
+        for off in 0..WHEEL as u64 {
+            let k = ((self.cursor + off) % WHEEL as u64) as usize;
+            loop {
+                let first = self.wheel[k][1];
+                if first >= BUCKET0 {
+                    break;
+                }
+                self.remove_slot(first, EndReason::Shutdown, on_end);
             }
         }
+        self.cursor = 0;
     }
 
+    /// Evict the flow whose idle deadline comes first: the first flow of the earliest
+    /// non-empty bucket that belongs there (a flow seen since it was placed moves on to the
+    /// bucket of its real deadline first).
     fn evict_oldest(&mut self, on_end: &mut impl FnMut(&Flow, EndReason)) {
-        let victim = self
-            .tails
-            .iter()
-            .filter(|&&t| t != NIL)
-            .min_by_key(|&&t| self.slab[t as usize].last_ns)
-            .copied();
-        if let Some(v) = victim {
-            self.remove_slot(v, EndReason::Evicted, on_end);
+        let mut off = 0;
+        while off < WHEEL as u64 {
+            let x = self.cursor + off;
+            let k = (x % WHEEL as u64) as usize;
+            let first = self.wheel[k][1];
+            if first >= BUCKET0 {
+                off += 1;
+                continue;
+            }
+            if self.second_of(self.deadline(&self.slab[first as usize])) > x {
+                self.unlink(first);
+                self.place(first);
+                continue;
+            }
+            self.remove_slot(first, EndReason::Evicted, on_end);
             self.evicted += 1;
+            return;
         }
     }
 
@@ -867,8 +935,8 @@ impl FlowTable {
             age_lo: 0,
             ul_teid: 0,
             dl_teid: 0,
-            prev: NIL,
-            next: NIL,
+            prev: u32::MAX,
+            next: u32::MAX,
             bits: u32::from(key.flags) & KEY_FLAGS
                 | if initiator_is_a { B_INIT_A } else { 0 }
                 | u32::from(C_OTHER) << S_CLASS,
@@ -907,8 +975,8 @@ impl FlowTable {
     }
 
     /// Account packet `p` (key `key`, travelling a → b when `a_to_b`) at capture time
-    /// `ts_ns` to its flow, creating the flow if needed (evicting the least recently seen
-    /// flow when the table is full; `on_end` sees the evicted flow).
+    /// `ts_ns` to its flow, creating the flow if needed (evicting the flow whose idle
+    /// deadline comes first when the table is full; `on_end` sees the evicted flow).
     #[inline]
     pub fn update(
         &mut self,
@@ -958,8 +1026,9 @@ impl FlowTable {
                 let (slab, hasher) = (&self.slab, &self.hasher);
                 self.index.insert(h, i, |j| hasher.hash_one(slab[j as usize].key()));
                 self.created += 1;
-                // Link into a list now so unlink below is uniform.
-                self.push_front(i, C_OTHER);
+                if self.cursor == 0 {
+                    self.cursor = ts_ns / SEC;
+                }
                 (i, true)
             }
         };
@@ -1047,9 +1116,16 @@ impl FlowTable {
             f.set_field(S_TCP_STATE, 3, tcp_state_code(after));
             established = before == TcpState::SynReceived && after == TcpState::Established;
         }
+        // The flow's deadline moved with its last-seen time: the wheel checks that lazily.
+        // A new class can bring it closer (a TCP close), so the flow moves to its bucket now.
         let class = class_of(p.proto, f.tcp_state());
-        self.unlink(slot);
-        self.push_front(slot, class);
+        if new_flow || class != f.class() {
+            f.set_field(S_CLASS, 3, u32::from(class));
+            if !new_flow {
+                self.unlink(slot);
+            }
+            self.place(slot);
+        }
         Update {
             slot,
             new_flow,
@@ -1081,8 +1157,6 @@ mod tests {
             anomaly: None,
         }
     }
-
-    const SEC: u64 = 1_000_000_000;
 
     fn table(cap: usize) -> FlowTable {
         FlowTable::new(
@@ -1136,6 +1210,110 @@ mod tests {
         assert_eq!((t.len(), t.expired), (0, 2));
     }
 
+    /// Initiator addresses of the flows `on_end` saw, with why they ended.
+    type Ended = Vec<(IpAddr, EndReason)>;
+
+    fn update_noting(t: &mut FlowTable, p: Packet, ts: u64, ended: &mut Ended) {
+        let (k, ab) = FlowKey::of_packet(&p);
+        t.update(&p, &k, ab, ts, &mut |f, r| ended.push((f.initiator().0, r)));
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn eviction_takes_the_flow_nearest_its_timeout() {
+        // An established flow (300 s) last seen at 3 s, then a half-open one (30 s) at 4 s:
+        // the half-open one is evicted although it was seen later.
+        let mut t = table(2);
+        let mut ended = Vec::new();
+        update_noting(&mut t, tcp("10.0.0.2", 1, "10.0.0.1", 80, 0x02), SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.1", 80, "10.0.0.2", 1, 0x12), 2 * SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.2", 1, "10.0.0.1", 80, 0x10), 3 * SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.3", 1, "10.0.0.1", 80, 0x02), 4 * SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.4", 1, "10.0.0.1", 80, 0x02), 5 * SEC, &mut ended);
+        assert_eq!(ended, vec![(ip("10.0.0.3"), EndReason::Evicted)]);
+        // Among flows of one timeout, the one seen longest ago goes, even when it was
+        // created first and waits in an earlier bucket: 10.0.0.5 (seen at 6 and 9 s) stays,
+        // 10.0.0.4 (7 s) goes, then 10.0.0.5 (9 s) before 10.0.0.6 (10 s).
+        let mut t = table(2);
+        ended.clear();
+        update_noting(&mut t, tcp("10.0.0.5", 1, "10.0.0.1", 80, 0x02), 6 * SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.4", 1, "10.0.0.1", 80, 0x02), 7 * SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.5", 1, "10.0.0.1", 80, 0x02), 9 * SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.6", 1, "10.0.0.1", 80, 0x02), 10 * SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.7", 1, "10.0.0.1", 80, 0x02), 11 * SEC, &mut ended);
+        assert_eq!(
+            ended,
+            vec![
+                (ip("10.0.0.4"), EndReason::Evicted),
+                (ip("10.0.0.5"), EndReason::Evicted)
+            ]
+        );
+    }
+
+    #[test]
+    fn expiry_is_exact_at_every_call() {
+        // Flows seen again after they were placed, a class that shortens the timeout (RST:
+        // 10 s), a timeout beyond the wheel's span (3 000 s UDP), and a jump of capture time
+        // past the whole wheel: each flow ends at the first call later than its deadline.
+        let mut t = FlowTable::new(
+            16,
+            Timeouts {
+                tcp_new_ns: 30 * SEC,
+                tcp_established_ns: 300 * SEC,
+                tcp_closed_ns: 10 * SEC,
+                udp_ns: 3000 * SEC,
+                other_ns: 30 * SEC,
+            },
+        );
+        let mut ended = Vec::new();
+        let syn = |src| tcp(src, 1, "10.0.0.1", 80, 0x02);
+        update_noting(&mut t, syn("10.0.0.2"), SEC, &mut ended); // deadline 31 s
+        update_noting(&mut t, syn("10.0.0.3"), SEC, &mut ended);
+        update_noting(&mut t, syn("10.0.0.3"), 20 * SEC + 1, &mut ended); // 50 s + 1 ns
+        update_noting(&mut t, syn("10.0.0.4"), 2 * SEC, &mut ended);
+        update_noting(&mut t, tcp("10.0.0.4", 1, "10.0.0.1", 80, 0x04), 5 * SEC, &mut ended); // RST: 15 s
+        let mut udp = syn("10.0.0.5");
+        udp.proto = 17;
+        update_noting(&mut t, udp, 3 * SEC, &mut ended); // 3 003 s
+        fn at(t: &mut FlowTable, now: u64) -> Vec<IpAddr> {
+            let mut out = Vec::new();
+            t.expire(now, &mut |f, r| {
+                assert_eq!(r, EndReason::IdleTimeout);
+                out.push(f.initiator().0)
+            });
+            out
+        }
+        let none: Vec<IpAddr> = Vec::new();
+        assert_eq!(at(&mut t, 15 * SEC), none);
+        assert_eq!(at(&mut t, 15 * SEC + 1), vec![ip("10.0.0.4")]);
+        assert_eq!(at(&mut t, 31 * SEC), none);
+        assert_eq!(at(&mut t, 31 * SEC + 1), vec![ip("10.0.0.2")]);
+        assert_eq!(at(&mut t, 50 * SEC + 1), none);
+        assert_eq!(at(&mut t, 50 * SEC + 2), vec![ip("10.0.0.3")]);
+        assert_eq!(at(&mut t, 3003 * SEC), none);
+        assert_eq!(t.len(), 1);
+        assert_eq!(at(&mut t, 3003 * SEC + 1), vec![ip("10.0.0.5")]);
+        assert_eq!((t.len(), t.expired), (0, 4));
+        assert!(ended.is_empty());
+        // A jump of more than the wheel's span, with flows waiting in every part of it.
+        for i in 0..8u64 {
+            let mut p = syn("10.0.1.1");
+            p.src_port = i as u16;
+            p.proto = if i % 2 == 0 { 6 } else { 17 };
+            update_noting(&mut t, p, 4000 * SEC + i * 300 * SEC, &mut ended);
+        }
+        // TCP flows (30 s) seen at 4 000, 4 600, 5 200 and 5 800 s; UDP (3 000 s) at 4 300,
+        // 4 900, 5 500 and 6 100 s.
+        assert_eq!(at(&mut t, 7000 * SEC).len(), 4);
+        assert_eq!(at(&mut t, 7300 * SEC), none);
+        assert_eq!(at(&mut t, 7300 * SEC + 1).len(), 1);
+        assert_eq!(at(&mut t, 20_000 * SEC).len(), 3);
+        assert!(t.is_empty());
+    }
+
     /// The entry size the flow-memory figures (BENCHMARKS.md) rest on: ≤ 144 bytes.
     const _: () = assert!(std::mem::size_of::<Flow>() <= 144);
 
@@ -1186,12 +1364,16 @@ mod tests {
         assert_eq!(ue, Some("10.45.0.1".parse().unwrap()));
         let (k, _) = FlowKey::of_packet(&ul("10.45.0.1", 1000));
         assert_eq!(f.key(), k);
-        // Another pair, then eviction at capacity 3 of both flows of the first pair.
+        // Another pair, then eviction at capacity 3 of both flows of the first pair (UDP
+        // flows, all with the same timeout: the earliest seen go first).
         let other = gpdu(("192.0.2.9", "192.0.2.2"), ("10.45.0.1", 1000, "8.8.8.8", 53), 7, true);
         feed(&mut t, other, 3 * SEC);
         assert_eq!((t.len(), t.tunnel_pairs()), (3, 2));
-        feed(&mut t, tcp("10.0.0.1", 1, "10.0.0.2", 2, 0x02), 4 * SEC);
-        feed(&mut t, tcp("10.0.0.1", 3, "10.0.0.2", 2, 0x02), 5 * SEC);
+        let mut udp = tcp("10.0.0.1", 1, "10.0.0.2", 2, 0);
+        udp.proto = 17;
+        feed(&mut t, udp, 4 * SEC);
+        udp.src_port = 3;
+        feed(&mut t, udp, 5 * SEC);
         assert_eq!((t.len(), t.evicted, t.tunnel_pairs()), (3, 2, 1));
         t.drain(&mut |_, _| {});
         assert_eq!((t.len(), t.tunnel_pairs()), (0, 0));
@@ -1263,5 +1445,95 @@ mod tests {
         assert_eq!(t.find(&FlowKey::of_packet(&p).0).map(|f| f.packets()), Some([3, 0]));
         feed(&mut t, p, SEC + 3 * (1 << 47));
         assert_eq!(t.len(), 1);
+    }
+
+    mod wheel_model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        const TIMEOUTS: Timeouts = Timeouts {
+            tcp_new_ns: 30 * SEC,
+            tcp_established_ns: 300 * SEC,
+            tcp_closed_ns: 10 * SEC,
+            // Beyond the wheel's span: such flows wait in its last bucket and move on.
+            udp_ns: 2000 * SEC,
+            other_ns: 30 * SEC,
+        };
+
+        /// A packet from client port `port` (flow identity: protocol and port), of kind
+        /// `kind` (SYN, SYN-ACK reply, ACK, RST, FIN-ACK, UDP), `gap_ms` after the last one.
+        fn packet(port: u16, kind: u8) -> Packet {
+            match kind {
+                0 => tcp("10.0.0.2", port, "10.0.0.1", 80, 0x02),
+                1 => tcp("10.0.0.1", 80, "10.0.0.2", port, 0x12),
+                2 => tcp("10.0.0.2", port, "10.0.0.1", 80, 0x10),
+                3 => tcp("10.0.0.2", port, "10.0.0.1", 80, 0x04),
+                4 => tcp("10.0.0.2", port, "10.0.0.1", 80, 0x11),
+                _ => {
+                    let mut p = tcp("10.0.0.2", port, "10.0.0.1", 80, 0);
+                    p.proto = 17;
+                    p
+                }
+            }
+        }
+
+        fn id(f: &Flow) -> (u8, u16) {
+            let (a, b) = (f.initiator(), f.responder());
+            (f.proto(), if a.1 == 80 { b.1 } else { a.1 })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// Against a model holding each flow's idle deadline: at every tick (the first
+            /// packet of each second, as the engine calls it) exactly the flows whose deadline
+            /// has passed end, and an eviction takes a flow whose deadline second (or the
+            /// current second, for one due) is the earliest.
+            #[test]
+            fn wheel_matches_deadlines(
+                ops in proptest::collection::vec(
+                    (0u16..24, 0u8..6, prop_oneof![8 => 0u64..3_000, 1 => 0u64..3_000_000]),
+                    1..400,
+                )
+            ) {
+                let mut t = FlowTable::new(6, TIMEOUTS);
+                let mut model: HashMap<(u8, u16), u64> = HashMap::new();
+                let (mut ts, mut tick_s) = (SEC, 0);
+                for (port, kind, gap_ms) in ops {
+                    ts += gap_ms * 1_000_000;
+                    if ts / SEC > tick_s {
+                        tick_s = ts / SEC;
+                        let mut ended = Vec::new();
+                        t.expire(ts, &mut |f, r| ended.push((id(f), r)));
+                        let mut want: Vec<_> = model.iter().filter(|(_, &d)| d < ts).map(|(&k, _)| k).collect();
+                        let mut got: Vec<_> = ended.iter().map(|&(k, r)| {
+                            assert_eq!(r, EndReason::IdleTimeout);
+                            k
+                        }).collect();
+                        want.sort_unstable();
+                        got.sort_unstable();
+                        prop_assert_eq!(&got, &want);
+                        model.retain(|_, &mut d| d >= ts);
+                    }
+                    let second = |d: u64| (d / SEC).clamp(tick_s, tick_s + WHEEL as u64 - 1);
+                    let earliest = model.values().map(|&d| second(d)).min();
+                    let p = packet(port, kind);
+                    let (k, ab) = FlowKey::of_packet(&p);
+                    let mut ended = Vec::new();
+                    let u = t.update(&p, &k, ab, ts, &mut |f, r| ended.push((id(f), r, f.last_ns())));
+                    prop_assert!(ended.len() <= 1);
+                    for (victim, r, _) in ended {
+                        prop_assert_eq!(r, EndReason::Evicted);
+                        let d = model.remove(&victim).expect("evicted a flow the model holds");
+                        prop_assert_eq!(Some(second(d)), earliest);
+                    }
+                    let f = t.get(u.slot).unwrap();
+                    let deadline = f.last_ns() + TIMEOUTS.of(class_of(f.proto(), f.tcp_state()));
+                    model.insert(id(f), deadline);
+                    prop_assert_eq!(t.len(), model.len());
+                }
+            }
+        }
     }
 }

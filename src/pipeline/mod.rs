@@ -726,12 +726,11 @@ impl Back {
     }
 
     /// The prefetch stages of a caller that knows the key hashes of the packets to come:
-    /// the flow and tunnel index buckets of a packet far ahead (`far`), the flow and tunnel
-    /// entries of one half as far (`near`, whose buckets are in by now), and the expiry-list
-    /// neighbours of the flow of the packet after next (`next`, whose flow is in). Changes
+    /// the flow and tunnel index buckets of a packet far ahead (`far`), and the flow and
+    /// tunnel entries of one half as far (`near`, whose buckets are in by now). Changes
     /// nothing.
     #[inline]
-    pub(crate) fn prefetch(&self, far: KeyHashes, near: KeyHashes, next: KeyHashes) {
+    pub(crate) fn prefetch(&self, far: KeyHashes, near: KeyHashes) {
         if let Some(h) = far.flow {
             self.flows.prefetch(h);
         }
@@ -743,9 +742,6 @@ impl Back {
         }
         if let Some(h) = near.tunnel {
             self.sessions.prefetch_tunnel_entry(h);
-        }
-        if let Some(h) = next.flow {
-            self.flows.prefetch_links(h);
         }
     }
 
@@ -1139,13 +1135,13 @@ impl Engine {
             .key_hashes(&a.pkt, self.back.flows.hash(&FlowKey::of_packet(&a.pkt).0));
         let hashes = a.hashes;
         self.held += 1;
-        // This packet's index buckets; the entries of the one half-way through, whose
-        // buckets are in cache by now; the list neighbours of the one two before its turn.
+        // This packet's index buckets, and the entries of the one half-way through, whose
+        // buckets are in cache by now.
         let at = |back: usize| match self.held.checked_sub(back + 1) {
             Some(i) => self.ring[(self.head + i) % RING].hashes,
             None => KeyHashes::default(),
         };
-        self.back.prefetch(hashes, at(LOOKAHEAD / 2), at(LOOKAHEAD - 2));
+        self.back.prefetch(hashes, at(LOOKAHEAD / 2));
         self.run_held(LOOKAHEAD);
     }
 

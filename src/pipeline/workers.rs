@@ -453,8 +453,8 @@ fn worker(
         out.items.clear();
         out.flows.clear();
         // Flows and tunnel keys are mostly out of cache: start loading the index buckets of
-        // the packet PREFETCH_AHEAD on, the flow and tunnel entries of the one half as far,
-        // whose buckets are in by now, and the list neighbours of the one after next.
+        // the packet PREFETCH_AHEAD on, and the flow and tunnel entries of the one half as
+        // far, whose buckets are in by now.
         hashes.clear();
         hashes.extend(b.items.iter().map(|i| match i {
             Item::Packet {
@@ -464,7 +464,7 @@ fn worker(
         }));
         let at = |j: usize| hashes.get(j).copied().flatten().unwrap_or_default();
         for i in 0..b.items.len() {
-            back.prefetch(at(i + PREFETCH_AHEAD), at(i + PREFETCH_AHEAD / 2), at(i + 2));
+            back.prefetch(at(i + PREFETCH_AHEAD), at(i + PREFETCH_AHEAD / 2));
             match &mut b.items[i] {
                 Item::Packet {
                     seq,
