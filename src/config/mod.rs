@@ -208,9 +208,9 @@ impl Default for AlertsSection {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowSection {
-    /// Most flows held at once; the least recently seen is evicted beyond it. Each flow held
-    /// costs about 152 bytes (a 144-byte entry plus the hash index; BENCHMARKS.md), so
-    /// 10 000 000 flows take about 1.5 GB.
+    /// Most flows held at once; beyond it the flow nearest its idle timeout is evicted. Each
+    /// flow held costs about 136 bytes (a 128-byte entry plus the hash index;
+    /// BENCHMARKS.md), so 10 000 000 flows take about 1.4 GB.
     pub capacity: usize,
     /// Idle timeout of TCP flows before the handshake completes, seconds.
     pub tcp_new_timeout_s: f64,

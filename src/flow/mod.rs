@@ -9,5 +9,5 @@ mod tunnel;
 
 pub use key::{community_id, FlowKey};
 pub use record::FlowRecord;
-pub use stats::Welford;
+pub use stats::Spread;
 pub use table::{EndReason, Flow, FlowHasher, FlowTable, TcpState, Timeouts};

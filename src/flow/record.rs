@@ -167,9 +167,9 @@ impl FlowRecord {
                 })
             }),
             stats: serde_json::json!({
-                "size_mean_bytes": f.size.mean,
+                "size_mean_bytes": f.size_mean(),
                 "size_std_bytes": f.size_std_dev(),
-                "iat_mean_s": f.iat.mean,
+                "iat_mean_s": f.iat_mean(),
                 "iat_std_s": f.iat_std_dev(),
             }),
             gtp,
