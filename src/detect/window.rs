@@ -56,16 +56,11 @@ impl RateWindow {
 }
 
 /// A hash map with a fixed capacity, a keyed (randomly seeded) hash — attackers choose the
-/// keys — and least-recently-used eviction by second chance ("CLOCK"): entries wait in
-/// insertion order, a touch only marks its entry, and when the map is full, inserting a key
-/// evicts the oldest entry not touched since it was last passed over (a marked one is
-/// unmarked and goes back to the front). So junk keys cannot keep a real victim or scanner
-/// out of the table (an attack is touched all the time, junk cycling through the table is
-/// not), and a touch writes nothing but the entry itself: moving the entry in a list on
-/// every touch would rewrite two other entries, two cache misses on a large table. Entries
-/// for which the `protected` predicate holds (an open alert episode) are skipped by
-/// eviction. O(1) per operation, amortised; nothing allocates once the table has grown to
-/// capacity.
+/// keys — and least-recently-used eviction: when full, inserting a key evicts the entry
+/// touched longest ago, so junk keys cannot keep a real victim or scanner out of the table
+/// (an attack is touched all the time, junk cycling through the table is not). Entries for
+/// which the `protected` predicate holds (an open alert episode) are skipped by eviction.
+/// O(1) per operation; nothing allocates once the table has grown to capacity.
 pub struct LruMap<K, V> {
     index: FlowIndex,
     nodes: Vec<Node<K, V>>,
@@ -84,8 +79,6 @@ struct Node<K, V> {
     kv: Option<(K, V)>,
     prev: u32,
     next: u32,
-    /// Touched since it was inserted or last passed over by eviction.
-    touched: bool,
 }
 
 impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
@@ -180,9 +173,8 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
         kv
     }
 
-    /// The entry for `k`, marked as touched; inserted with `make` when absent, evicting the
-    /// least recently used entry that is not `protected` when the map is full (see
-    /// [`LruMap`] for how recency is kept).
+    /// The entry for `k`, made most recently used; inserted with `make` when absent, evicting
+    /// the least recently used entry that is not `protected` when the map is full.
     #[inline]
     pub fn entry(&mut self, k: K, make: impl FnOnce() -> V, protected: impl Fn(&V) -> bool) -> &mut V {
         self.entry_evicting(k, make, protected, |_| {})
@@ -199,7 +191,10 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
     ) -> &mut V {
         let i = match self.find(&k) {
             Some(i) => {
-                self.nodes[i as usize].touched = true;
+                if self.head != i {
+                    self.unlink(i);
+                    self.push_front(i);
+                }
                 i
             }
             None => {
@@ -212,7 +207,6 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
                     kv: Some((k.clone(), make())),
                     prev: NIL,
                     next: NIL,
-                    touched: false,
                 };
                 let i = match self.free.pop() {
                     Some(i) => {
@@ -239,26 +233,21 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
         }
     }
 
-    /// Evict the oldest entry neither touched since it was last passed over nor protected;
-    /// touched and protected ones met on the way are moved to the front (a touched one
-    /// unmarked). If every entry is protected, the oldest is evicted anyway: the capacity is
-    /// a hard bound.
+    /// Evict the least recently used unprotected entry; protected ones met on the way are
+    /// moved to the front. If every entry is protected, the oldest is evicted anyway: the
+    /// capacity is a hard bound.
     fn evict_one(&mut self, protected: &impl Fn(&V) -> bool) -> Option<V> {
         let mut budget = self.index.len();
         let mut t = self.tail;
         while t != NIL && budget > 0 {
-            let n = &mut self.nodes[t as usize];
-            if n.touched {
-                // Unmarked now, so each entry comes back here at most once per call.
-                n.touched = false;
-            } else if n.kv.as_ref().is_some_and(|(_, v)| protected(v)) {
-                budget -= 1;
-            } else {
+            let keep = self.nodes[t as usize].kv.as_ref().is_some_and(|(_, v)| protected(v));
+            if !keep {
                 break;
             }
             self.unlink(t);
             self.push_front(t);
             t = self.tail;
+            budget -= 1;
         }
         if t == NIL {
             return None;
