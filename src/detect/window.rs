@@ -340,6 +340,22 @@ mod tests {
         assert_eq!(m.get_mut(&0).copied(), Some(50));
     }
 
+    /// Junk keys touched twice each (a second chance would treat them as hot as the key)
+    /// still cannot evict a key touched after every half-table of them.
+    #[test]
+    fn hot_key_survives_junk_touched_twice() {
+        let mut m: LruMap<u32, u32> = LruMap::new(64);
+        for round in 0..100u32 {
+            *m.entry(0, || 0, |_| false) += 1;
+            for j in 0..32u32 {
+                let junk = 1 + round * 32 + j;
+                m.entry(junk, || 0, |_| false);
+                m.entry(junk, || 0, |_| false);
+            }
+        }
+        assert_eq!(m.get_mut(&0).copied(), Some(100));
+    }
+
     /// A cleared map is an empty map of the same capacity (nothing found; it fills and
     /// evicts as a new one does) whose eviction total goes on from where it was.
     #[test]
