@@ -27,12 +27,11 @@ use crate::decode::{ipproto, tcpflags, Packet};
 
 /// One second of capture time, ns.
 const SEC: u64 = 1_000_000_000;
-/// Buckets (seconds) of the expiry wheel. A deadline further away than this waits in the
-/// last bucket and is moved on when the wheel gets there.
-const WHEEL: usize = 1024;
-/// Link values from this one up name the wheel's buckets (the list heads), not flows; the
-/// table holds fewer flows than this.
-const BUCKET0: u32 = u32::MAX - WHEEL as u32;
+/// Most buckets (seconds) of an expiry wheel: 8 MiB of bucket heads. The wheel spans the
+/// longest timeout (the configuration allows 7 days, 604 800 s); a deadline further away
+/// (a longer timeout given through the API) waits in the last bucket and is moved on when
+/// the wheel gets there, and eviction among such flows is in the order they were placed.
+const MAX_WHEEL: u64 = 1 << 20;
 const C_TCP_NEW: u8 = 0;
 const C_TCP_EST: u8 = 1;
 const C_TCP_CLOSED: u8 = 2;
@@ -146,7 +145,8 @@ pub struct Flow {
     ul_teid: u32,
     /// Downlink TEID (allocated by the gNB), valid with `B_DL`.
     dl_teid: u32,
-    /// Previous flow (or bucket head, see `BUCKET0`) in this flow's expiry-wheel bucket.
+    /// Previous flow (or bucket head, see `FlowTable::bucket0`) in this flow's expiry-wheel
+    /// bucket.
     prev: u32,
     /// Next flow (or bucket head) in this flow's expiry-wheel bucket.
     next: u32,
@@ -668,12 +668,19 @@ pub struct FlowTable {
     slab: Vec<Flow>,
     free: Vec<u32>,
     /// The expiry wheel's bucket heads, `[prev, next]` of each circular list: bucket `k`
-    /// holds the flows placed for a deadline in a second `s` with `s % WHEEL == k`, from
-    /// `cursor` to `cursor + WHEEL - 1`.
+    /// holds the flows placed for a deadline in a second `s` with `s % len == k`, from
+    /// `cursor` to `cursor + len - 1`. One bucket per second of the longest timeout, and two
+    /// more, so that every deadline has its own second.
     wheel: Vec<[u32; 2]>,
+    /// Link values from this one up name the wheel's buckets (the list heads), not flows;
+    /// the table holds fewer flows than this.
+    bucket0: u32,
     /// The second (of capture time) the wheel is at: every bucket before it has been
     /// checked, and no flow is placed before it. 0 before the first flow.
     cursor: u64,
+    /// Every bucket from the cursor's second to this one (excluded) is empty: where
+    /// eviction starts looking.
+    earliest: u64,
     hasher: FlowHasher,
     tunnels: TunnelTable,
     capacity: usize,
@@ -706,7 +713,19 @@ impl FlowTable {
 
     /// [`FlowTable::new`] hashing keys with `hasher`.
     pub fn with_hasher(capacity: usize, timeouts: Timeouts, hasher: FlowHasher) -> FlowTable {
-        let capacity = capacity.clamp(1, BUCKET0 as usize);
+        let longest = [
+            timeouts.tcp_new_ns,
+            timeouts.tcp_established_ns,
+            timeouts.tcp_closed_ns,
+            timeouts.udp_ns,
+            timeouts.other_ns,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        let buckets = (longest / SEC).saturating_add(2).min(MAX_WHEEL) as u32;
+        let bucket0 = u32::MAX - buckets;
+        let capacity = capacity.clamp(1, bucket0 as usize);
         FlowTable {
             // Room for 64 Ki flows (512 KiB) before the first rehash; it grows by doubling,
             // so that a table far from full stays small enough for the cache.
@@ -714,8 +733,10 @@ impl FlowTable {
             // Reserved whole (address space) so that it never moves; see `reserve_huge`.
             slab: index::reserve_huge(capacity, 1 << 16),
             free: Vec::new(),
-            wheel: (0..WHEEL as u32).map(|k| [BUCKET0 + k; 2]).collect(),
+            wheel: (0..buckets).map(|k| [bucket0 + k; 2]).collect(),
+            bucket0,
             cursor: 0,
+            earliest: 0,
             hasher,
             tunnels: TunnelTable::new(),
             capacity,
@@ -794,8 +815,8 @@ impl FlowTable {
     /// Links `[prev, next]` of flow or bucket head `i`.
     #[inline]
     fn links(&self, i: u32) -> [u32; 2] {
-        if i >= BUCKET0 {
-            self.wheel[(i - BUCKET0) as usize]
+        if i >= self.bucket0 {
+            self.wheel[(i - self.bucket0) as usize]
         } else {
             let f = &self.slab[i as usize];
             [f.prev, f.next]
@@ -805,8 +826,9 @@ impl FlowTable {
     /// Set link `which` (0 = prev, 1 = next) of flow or bucket head `i` to `to`.
     #[inline]
     fn set_link(&mut self, i: u32, which: usize, to: u32) {
-        if i >= BUCKET0 {
-            self.wheel[(i - BUCKET0) as usize][which] = to;
+        if i >= self.bucket0 {
+            let b = (i - self.bucket0) as usize;
+            self.wheel[b][which] = to;
         } else {
             let f = &mut self.slab[i as usize];
             *(if which == 0 { &mut f.prev } else { &mut f.next }) = to;
@@ -830,14 +852,15 @@ impl FlowTable {
     /// for one already past, or the wheel's last for one beyond it.
     #[inline]
     fn second_of(&self, deadline_ns: u64) -> u64 {
-        (deadline_ns / SEC).clamp(self.cursor, self.cursor + WHEEL as u64 - 1)
+        (deadline_ns / SEC).clamp(self.cursor, self.cursor + self.wheel.len() as u64 - 1)
     }
 
     /// Put flow `i` (in no bucket) last in the bucket of its deadline.
     fn place(&mut self, i: u32) {
         let s = self.second_of(self.deadline(&self.slab[i as usize]));
-        let k = (s % WHEEL as u64) as usize;
-        let (head, tail) = (BUCKET0 + k as u32, self.wheel[k][0]);
+        self.earliest = self.earliest.min(s);
+        let k = (s % self.wheel.len() as u64) as usize;
+        let (head, tail) = (self.bucket0 + k as u32, self.wheel[k][0]);
         let f = &mut self.slab[i as usize];
         f.prev = tail;
         f.next = head;
@@ -873,11 +896,15 @@ impl FlowTable {
         // wheel's span or more). Flows moved on go to now's second or later, so a bucket is
         // detached before its flows are looked at.
         let from = self.cursor;
-        let last = now_s.min(from + WHEEL as u64 - 1);
+        let len = self.wheel.len() as u64;
+        let last = now_s.min(from + len - 1);
         self.cursor = now_s;
+        // Buckets before now's are emptied below; later ones get flows only through `place`,
+        // which lowers `earliest` to theirs.
+        self.earliest = self.earliest.max(now_s);
         for x in from..=last {
-            let k = (x % WHEEL as u64) as usize;
-            let head = BUCKET0 + k as u32;
+            let k = (x % len) as usize;
+            let head = self.bucket0 + k as u32;
             let [tail, mut i] = self.wheel[k];
             if i == head {
                 continue;
@@ -901,30 +928,33 @@ impl FlowTable {
 
     /// Remove every flow (end of input, or a new time base), calling `on_end` for each.
     pub fn drain(&mut self, on_end: &mut impl FnMut(&Flow, EndReason)) {
-        for off in 0..WHEEL as u64 {
-            let k = ((self.cursor + off) % WHEEL as u64) as usize;
+        let len = self.wheel.len() as u64;
+        for off in 0..len {
+            let k = ((self.cursor + off) % len) as usize;
             loop {
                 let first = self.wheel[k][1];
-                if first >= BUCKET0 {
+                if first >= self.bucket0 {
                     break;
                 }
                 self.remove_slot(first, EndReason::Shutdown, on_end);
             }
         }
         self.cursor = 0;
+        self.earliest = 0;
     }
 
     /// Evict the flow whose idle deadline comes first: the first flow of the earliest
     /// non-empty bucket that belongs there (a flow seen since it was placed moves on to the
     /// bucket of its real deadline first).
     fn evict_oldest(&mut self, on_end: &mut impl FnMut(&Flow, EndReason)) {
-        let mut off = 0;
-        while off < WHEEL as u64 {
-            let x = self.cursor + off;
-            let k = (x % WHEEL as u64) as usize;
+        let len = self.wheel.len() as u64;
+        let mut x = self.earliest.max(self.cursor);
+        while x < self.cursor + len {
+            let k = (x % len) as usize;
             let first = self.wheel[k][1];
-            if first >= BUCKET0 {
-                off += 1;
+            if first >= self.bucket0 {
+                x += 1;
+                self.earliest = x;
                 continue;
             }
             if self.second_of(self.deadline(&self.slab[first as usize])) > x {
@@ -1292,6 +1322,39 @@ mod tests {
     }
 
     #[test]
+    fn eviction_order_holds_for_timeouts_of_hours() {
+        // Established flows time out after an hour: a flow busy every second until 300 s
+        // outlasts flows idle since 100 s and 200 s (a wheel shorter than the timeout kept
+        // deadlines beyond it in the order they were placed and evicted the busy one).
+        let mut t = FlowTable::new(
+            3,
+            Timeouts {
+                tcp_established_ns: 3600 * SEC,
+                ..table(1).timeouts
+            },
+        );
+        let mut ended = Vec::new();
+        let ack = |port| tcp("10.0.0.1", port, "10.0.0.2", 443, 0x10);
+        for s in 1..=300 {
+            update_noting(&mut t, ack(40000), s * SEC, &mut ended);
+            if s == 100 || s == 200 {
+                update_noting(&mut t, ack(40000 + s as u16 / 100), s * SEC, &mut ended);
+            }
+            if s % 60 == 0 {
+                t.expire(s * SEC, &mut |_, _| {});
+            }
+        }
+        let mut evicted = Vec::new();
+        for port in [40003, 40004] {
+            let p = ack(port);
+            let (k, ab) = FlowKey::of_packet(&p);
+            t.update(&p, &k, ab, 301 * SEC, &mut |f, r| evicted.push((f.initiator().1, r)));
+        }
+        assert!(ended.is_empty());
+        assert_eq!(evicted, vec![(40001, EndReason::Evicted), (40002, EndReason::Evicted)]);
+    }
+
+    #[test]
     fn expiry_is_exact_at_every_call() {
         // Flows seen again after they were placed, a class that shortens the timeout (RST:
         // 10 s), a timeout beyond the wheel's span (3 000 s UDP), and a jump of capture time
@@ -1494,7 +1557,7 @@ mod tests {
             tcp_new_ns: 30 * SEC,
             tcp_established_ns: 300 * SEC,
             tcp_closed_ns: 10 * SEC,
-            // Beyond the wheel's span: such flows wait in its last bucket and move on.
+            // A long one: the wheel spans it.
             udp_ns: 2000 * SEC,
             other_ns: 30 * SEC,
         };
@@ -1554,7 +1617,7 @@ mod tests {
                         prop_assert_eq!(&got, &want);
                         model.retain(|_, &mut d| d >= ts);
                     }
-                    let second = |d: u64| (d / SEC).clamp(tick_s, tick_s + WHEEL as u64 - 1);
+                    let second = |d: u64| (d / SEC).max(tick_s);
                     let earliest = model.values().map(|&d| second(d)).min();
                     let p = packet(port, kind);
                     let (k, ab) = FlowKey::of_packet(&p);
