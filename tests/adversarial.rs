@@ -214,7 +214,7 @@ fn a_second_flood_is_a_new_episode() {
 #[test]
 fn detector_evictions_survive_a_time_restart() {
     let cfg = Config::parse(
-        "[detect.port_scan]\nmax_tracked_sources = 2\n",
+        "[detect.port_scan]\nmax_tracked_sources = 2\nmax_open_alerts = 1\n",
         std::path::Path::new("t.toml"),
     )
     .unwrap();

@@ -538,6 +538,32 @@ impl Config {
             1_000_000_000,
         )?;
         count("detect.port_scan.max_open_alerts", p.max_open_alerts, 1, 1_000_000)?;
+        // An open alert keeps its victim (scanner) in the detector's table: a table that open
+        // alerts could fill would have to drop one of them without closing it.
+        for (key, open, table, held) in [
+            (
+                "detect.syn_flood.max_open_alerts",
+                s.max_open_alerts,
+                "detect.syn_flood.max_tracked_hosts",
+                s.max_tracked_hosts,
+            ),
+            (
+                "detect.port_scan.max_open_alerts",
+                p.max_open_alerts,
+                "detect.port_scan.max_tracked_sources",
+                p.max_tracked_sources,
+            ),
+        ] {
+            if open >= held {
+                return bad(
+                    key,
+                    format!(
+                        "must be below {table} ({held}), got {open}: each open alert keeps its \
+                         entry in that table, which must keep room for new hosts"
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -649,6 +675,30 @@ mod tests {
     fn out_of_range_names_key() {
         let e = Config::parse("[detect.syn_flood]\nwindow_s = 0\n", Path::new("x.toml")).unwrap_err();
         assert!(e.to_string().contains("detect.syn_flood.window_s"), "{e}");
+    }
+
+    /// Open alerts must leave room in their detector's table (a table full of open alerts
+    /// would have to drop one without closing it).
+    #[test]
+    fn open_alerts_leave_room_in_the_tables() {
+        for (text, key) in [
+            (
+                "[detect.syn_flood]\nmax_tracked_hosts = 64\n",
+                "detect.syn_flood.max_open_alerts",
+            ),
+            (
+                "[detect.port_scan]\nmax_tracked_sources = 8\nmax_open_alerts = 8\n",
+                "detect.port_scan.max_open_alerts",
+            ),
+        ] {
+            let e = Config::parse(text, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("must be below"), "{e}");
+        }
+        Config::parse(
+            "[detect.syn_flood]\nmax_tracked_hosts = 64\nmax_open_alerts = 63\n",
+            Path::new("x.toml"),
+        )
+        .unwrap();
     }
 
     /// Each bad `[capture]` ring / fanout value is rejected with its key and a reason.
