@@ -102,6 +102,46 @@ fn bench_flow_table(c: &mut Criterion) {
             })
         });
     }
+    // A full table of flows with week-long timeouts, each packet a new flow (twice as many
+    // keys as room, cycled) evicting one, 1 ms of capture time apart, the engine's expiry
+    // call once per second: eviction must find the earliest deadline without walking the
+    // table (it once moved every flow on by one bucket per second).
+    let week = Timeouts {
+        tcp_new_ns: 7 * 86_400 * S,
+        tcp_established_ns: 7 * 86_400 * S,
+        tcp_closed_ns: 7 * 86_400 * S,
+        udp_ns: 7 * 86_400 * S,
+        other_ns: 7 * 86_400 * S,
+    };
+    let pkts: Vec<_> = (0..200_000u32)
+        .map(|i| {
+            let f = ether(ipv4(
+                6,
+                [10, 2, (i >> 8) as u8, i as u8],
+                [10, 0, 0, 2],
+                &tcp((i >> 16) as u16 + 1024, 80, 0x02),
+            ));
+            match decode(LinkType::ETHERNET, &f) {
+                Ok(Decoded::Ip(p)) => p,
+                _ => unreachable!("benchmark packet decodes"),
+            }
+        })
+        .collect();
+    let mut table = FlowTable::new(100_000, week);
+    let (mut i, mut next_tick) = (0u64, 0u64);
+    g.bench_function("eviction_at_capacity_week_timeouts", |b| {
+        b.iter(|| {
+            let p = &pkts[(i % pkts.len() as u64) as usize];
+            let ts = S + i * 1_000_000;
+            i += 1;
+            if ts >= next_tick {
+                table.expire(ts, &mut |_, _| {});
+                next_tick = ts - ts % S + S;
+            }
+            let (k, ab) = FlowKey::of_packet(p);
+            black_box(table.update(p, &k, ab, ts, &mut |_, _| {}));
+        })
+    });
     g.finish();
 }
 
