@@ -540,26 +540,36 @@ impl Config {
         count("detect.port_scan.max_open_alerts", p.max_open_alerts, 1, 1_000_000)?;
         // An open alert keeps its victim (scanner) in the detector's table: a table that open
         // alerts could fill would have to drop one of them without closing it.
-        for (key, open, table, held) in [
+        for (key, open, default, table, held, what) in [
             (
                 "detect.syn_flood.max_open_alerts",
                 s.max_open_alerts,
+                SynFloodSection::default().max_open_alerts,
                 "detect.syn_flood.max_tracked_hosts",
                 s.max_tracked_hosts,
+                "victim",
             ),
             (
                 "detect.port_scan.max_open_alerts",
                 p.max_open_alerts,
+                PortScanSection::default().max_open_alerts,
                 "detect.port_scan.max_tracked_sources",
                 p.max_tracked_sources,
+                "scanner",
             ),
         ] {
             if open >= held {
+                let default = if open == default { " (its default)" } else { "" };
+                let fix = if held >= 2 {
+                    format!("set {key} to at most {} or raise {table} above {open}", held - 1)
+                } else {
+                    format!("raise {table} above {open}")
+                };
                 return bad(
                     key,
                     format!(
-                        "must be below {table} ({held}), got {open}: each open alert keeps its \
-                         entry in that table, which must keep room for new hosts"
+                        "must be below {table} ({held}), got {open}{default}: each open alert keeps \
+                         its {what} in that table, which needs room for new ones; {fix}"
                     ),
                 );
             }
@@ -693,6 +703,7 @@ mod tests {
         ] {
             let e = Config::parse(text, Path::new("x.toml")).unwrap_err().to_string();
             assert!(e.contains(key) && e.contains("must be below"), "{e}");
+            assert!(e.contains("set detect.") && e.contains("to at most"), "{e}");
         }
         Config::parse(
             "[detect.syn_flood]\nmax_tracked_hosts = 64\nmax_open_alerts = 63\n",
