@@ -231,6 +231,40 @@ fn replay_stats_json_counts_records_expired_flows_and_evictions() {
     }
 }
 
+/// Probes beyond `max_tracked_probes` are not counted by the scan thresholds: the count of
+/// them is reported, since a scan can go unseen. The nmap capture has 1 994 SYNs (tshark:
+/// `tcp.flags.syn==1 && tcp.flags.ack==0`), each a new flow; with a budget of 10, the
+/// first 10 distinct (target, port) probes are held, 9 later SYNs repeat one of them, and
+/// the other 1 975 are dropped (computed from tshark's list in capture order).
+#[test]
+fn replay_reports_port_scan_probes_beyond_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(&cfg, "[detect.port_scan]\nmax_tracked_probes = 10\n").unwrap();
+    let (o, v) = replay_with_stats(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--alerts",
+        "/dev/null",
+        "tests/data/syn-scan-nmap-1000-ports.pcap",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(v["port_scan_probes_dropped"], 1975, "{v}");
+    assert_eq!(v["alerts"]["port_scan"], 0, "{v}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1975 port-scan probes not counted"));
+    // With the default budget nothing is dropped and the scan is found.
+    let (o, v) = replay_with_stats(&["--alerts", "/dev/null", "tests/data/syn-scan-nmap-1000-ports.pcap"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(
+        (
+            v["port_scan_probes_dropped"].as_u64(),
+            v["alerts"]["port_scan"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{v}"
+    );
+}
+
 /// A pcap with one Ethernet/IPv4/UDP frame.
 fn one_packet_pcap(path: &Path) {
     // Global header: magic (microseconds), version 2.4, zone, sigfigs, snaplen, Ethernet.

@@ -95,6 +95,9 @@ pub struct ReplaySummary {
     pub flows_expired: u64,
     /// Detector table entries evicted to make room, by kind.
     pub detector_evictions: std::collections::BTreeMap<String, u64>,
+    /// Port-scan probes not counted because the probe budget was spent (see
+    /// [`crate::pipeline::Stats::port_scan_probes_dropped`]).
+    pub port_scan_probes_dropped: u64,
     /// Alerts opened, by kind.
     pub alerts: std::collections::BTreeMap<String, u64>,
     /// The alerts opened.
@@ -214,6 +217,7 @@ impl ReplaySummary {
                 .zip(stats.detector_evictions)
                 .map(|(k, n)| (k.as_str().to_string(), n))
                 .collect(),
+            port_scan_probes_dropped: stats.port_scan_probes_dropped,
             alerts: AlertKind::ALL
                 .iter()
                 .map(|k| (k.as_str().to_string(), stats.alerts_of(*k)))
@@ -331,6 +335,13 @@ impl ReplaySummary {
         );
         if self.detector_evictions.values().any(|n| *n > 0) {
             s += &format!("detector  evictions {}\n", kv(&self.detector_evictions));
+        }
+        if self.port_scan_probes_dropped > 0 {
+            s += &format!(
+                "warning   {} port-scan probes not counted: the probe budget \
+                 (detect.port_scan.max_tracked_probes) was spent\n",
+                self.port_scan_probes_dropped
+            );
         }
         s += &format!(
             "alerts    {}\n",

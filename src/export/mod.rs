@@ -101,6 +101,7 @@ pub struct Metrics {
     detector_evictions: IntCounterVec,
     alerts_suppressed: IntCounterVec,
     time_discontinuities: IntCounter,
+    port_scan_probes_dropped: IntCounter,
     /// Packets the kernel dropped before fivewatch read them (live capture).
     pub kernel_drops: IntCounter,
     /// 1 when the source reports kernel packet/drop counters (live AF_PACKET), else 0.
@@ -264,6 +265,11 @@ impl Metrics {
                 "fivewatch_alerts_suppressed_total",
                 "Attack episodes not opened because the detector's max_open_alerts were already open, by kind.",
                 &["kind"],
+            ),
+            port_scan_probes_dropped: counter(
+                &r,
+                "fivewatch_port_scan_probes_dropped_total",
+                "Port-scan probes (first packets of new flows) not remembered because the per-source or the global probe budget (detect.port_scan.max_tracked_probes) was spent: the scan thresholds did not count them.",
             ),
             time_discontinuities: counter(
                 &r,
@@ -483,6 +489,11 @@ impl Metrics {
             &self.time_discontinuities,
             s.time_discontinuities,
             p.time_discontinuities,
+        );
+        add(
+            &self.port_scan_probes_dropped,
+            s.port_scan_probes_dropped,
+            p.port_scan_probes_dropped,
         );
         self.flows_active.set(s.flows_active as i64);
         self.flow_capacity.set(s.flow_capacity as i64);

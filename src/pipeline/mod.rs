@@ -110,6 +110,10 @@ pub struct Stats {
     /// Episodes not opened because the detector's `max_open_alerts` were open, by
     /// [`AlertKind::ALL`] index.
     pub alerts_suppressed: [u64; 2],
+    /// Port-scan probes not remembered because the per-source or the global probe budget
+    /// (`detect.port_scan.max_tracked_probes`) was spent: probes the scan thresholds did not
+    /// count.
+    pub port_scan_probes_dropped: u64,
     /// Times capture time jumped backwards by more than [`MAX_REORDER_NS`]: flows were
     /// ended, open alerts closed and detector windows restarted.
     pub time_discontinuities: u64,
@@ -196,6 +200,7 @@ impl Stats {
             alerts_open,
             detector_evictions,
             alerts_suppressed,
+            port_scan_probes_dropped,
             time_discontinuities,
             last_ts_ns,
             first_ts_ns,
@@ -240,6 +245,7 @@ impl Stats {
         add(&mut self.alerts_open, alerts_open);
         add(&mut self.detector_evictions, detector_evictions);
         add(&mut self.alerts_suppressed, alerts_suppressed);
+        self.port_scan_probes_dropped += port_scan_probes_dropped;
         self.time_discontinuities += time_discontinuities;
         self.last_ts_ns = self.last_ts_ns.max(*last_ts_ns);
         if self.first_ts_ns == 0 {
@@ -917,6 +923,7 @@ impl Detect {
         }
         s.detector_evictions = self.detectors.evicted();
         s.alerts_suppressed = self.detectors.suppressed();
+        s.port_scan_probes_dropped = self.detectors.port_scan.as_ref().map_or(0, |d| d.probes_dropped);
     }
 }
 
