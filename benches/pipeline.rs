@@ -65,6 +65,25 @@ fn bench_decode(c: &mut Criterion) {
     g.finish();
 }
 
+/// `n` decoded TCP SYNs, each of its own flow: from `10.<net>.x.y`, port 1024 up, to
+/// 10.0.0.2:80.
+fn syn_packets(n: u32, net: u8) -> Vec<fivewatch::decode::Packet> {
+    (0..n)
+        .map(|i| {
+            let f = ether(ipv4(
+                6,
+                [10, net, (i >> 8) as u8, i as u8],
+                [10, 0, 0, 2],
+                &tcp((i >> 16) as u16 + 1024, 80, 0x02),
+            ));
+            match decode(LinkType::ETHERNET, &f) {
+                Ok(Decoded::Ip(p)) => p,
+                _ => unreachable!("benchmark packet decodes"),
+            }
+        })
+        .collect()
+}
+
 fn bench_flow_table(c: &mut Criterion) {
     const S: u64 = 1_000_000_000;
     let timeouts = Timeouts {
@@ -77,20 +96,7 @@ fn bench_flow_table(c: &mut Criterion) {
     let mut g = c.benchmark_group("flow_table_update");
     g.throughput(Throughput::Elements(1));
     for flows in [1_000u32, 100_000] {
-        let pkts: Vec<_> = (0..flows)
-            .map(|i| {
-                let f = ether(ipv4(
-                    6,
-                    [10, 1, (i >> 8) as u8, i as u8],
-                    [10, 0, 0, 2],
-                    &tcp((i >> 16) as u16 + 1024, 80, 0x02),
-                ));
-                match decode(LinkType::ETHERNET, &f) {
-                    Ok(Decoded::Ip(p)) => p,
-                    _ => unreachable!("benchmark packet decodes"),
-                }
-            })
-            .collect();
+        let pkts = syn_packets(flows, 1);
         let mut table = FlowTable::new(flows as usize * 2, timeouts);
         let mut i = 0usize;
         g.bench_function(format!("{flows}_flows"), |b| {
@@ -113,20 +119,7 @@ fn bench_flow_table(c: &mut Criterion) {
         udp_ns: 7 * 86_400 * S,
         other_ns: 7 * 86_400 * S,
     };
-    let pkts: Vec<_> = (0..200_000u32)
-        .map(|i| {
-            let f = ether(ipv4(
-                6,
-                [10, 2, (i >> 8) as u8, i as u8],
-                [10, 0, 0, 2],
-                &tcp((i >> 16) as u16 + 1024, 80, 0x02),
-            ));
-            match decode(LinkType::ETHERNET, &f) {
-                Ok(Decoded::Ip(p)) => p,
-                _ => unreachable!("benchmark packet decodes"),
-            }
-        })
-        .collect();
+    let pkts = syn_packets(200_000, 2);
     let mut table = FlowTable::new(100_000, week);
     let (mut i, mut next_tick) = (0u64, 0u64);
     g.bench_function("eviction_at_capacity_week_timeouts", |b| {
