@@ -559,7 +559,7 @@ impl Config {
             ),
         ] {
             if open >= held {
-                let default = if open == default { " (its default)" } else { "" };
+                let which = if open == default { " (its default)" } else { "" };
                 let fix = if held >= 2 {
                     format!("set {key} to at most {} or raise {table} above {open}", held - 1)
                 } else {
@@ -568,7 +568,7 @@ impl Config {
                 return bad(
                     key,
                     format!(
-                        "must be below {table} ({held}), got {open}{default}: each open alert keeps \
+                        "must be below {table} ({held}), got {open}{which}: each open alert keeps \
                          its {what} in that table, which needs room for new ones; {fix}"
                     ),
                 );

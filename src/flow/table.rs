@@ -348,9 +348,7 @@ impl Flow {
     pub fn first_ns(&self) -> u64 {
         match self.wide() {
             Some(w) => w.first_ns,
-            None => self
-                .last_ns
-                .saturating_sub(u64::from(self.age_lo) | u64::from(self.age_hi) << 32),
+            None => self.last_ns.saturating_sub(self.narrow_age()),
         }
     }
 
@@ -474,12 +472,18 @@ impl Flow {
         }
     }
 
+    /// The narrow 48-bit age field, ns (meaningful without `B_WIDE`).
+    #[inline]
+    fn narrow_age(&self) -> u64 {
+        u64::from(self.age_lo) | u64::from(self.age_hi) << 32
+    }
+
     /// `last_ns - first_ns`: the sum of the gaps between the flow's packets, ns.
     #[inline]
     fn age_ns(&self) -> u64 {
         match self.wide() {
             Some(w) => self.last_ns.saturating_sub(w.first_ns),
-            None => u64::from(self.age_lo) | u64::from(self.age_hi) << 32,
+            None => self.narrow_age(),
         }
     }
 
@@ -561,7 +565,7 @@ impl Flow {
     #[inline(always)]
     fn count_narrow(&mut self, dir: usize, len: u32, tcp: Option<u8>, ts_ns: u64) -> bool {
         let last = self.last_ns.max(ts_ns);
-        let age = (u64::from(self.age_lo) | u64::from(self.age_hi) << 32) + (last - self.last_ns);
+        let age = self.narrow_age() + (last - self.last_ns);
         let full = self.packets[dir] == u32::MAX || self.bytes[dir] > u32::MAX - len || age > AGE_MAX;
         let tcp_full = tcp.is_some()
             && (self.syn == u16::MAX
@@ -1134,10 +1138,7 @@ impl FlowTable {
             f.iat.push((age - age_before) as f64 * 1e-9, before, after);
         }
         let before = mean(bytes_before as f64, seen);
-        let after = mean(
-            bytes_before.saturating_add(u64::from(len)) as f64,
-            seen.saturating_add(1),
-        );
+        let after = mean(f.bytes_total() as f64, seen.saturating_add(1));
         f.size.push(f64::from(len), before, after);
         if let Some(t) = &p.tunnel {
             if let Some(psc) = t.header.pdu_session {
