@@ -56,6 +56,26 @@ fn tag(h: u64) -> u16 {
     ((h >> 32) as u16) & TAG_BITS
 }
 
+/// How many entries ahead [`FlowIndex::grow`] prefetches the key of the entry to rehash.
+const GROW_AHEAD: usize = 16;
+
+/// The hash of an entry already in an index, by its slot, for growing the index; the keys
+/// live with the caller. Any `Fn(u32) -> u64` is one (without prefetching).
+pub(crate) trait Rehash {
+    /// The hash of the key in `slot`.
+    fn hash(&self, slot: u32) -> u64;
+    /// Start loading what [`Rehash::hash`] will read for `slot` (a hint; changes nothing).
+    #[inline]
+    fn prefetch(&self, _slot: u32) {}
+}
+
+impl<F: Fn(u32) -> u64> Rehash for F {
+    #[inline]
+    fn hash(&self, slot: u32) -> u64 {
+        self(slot)
+    }
+}
+
 /// Index from a 64-bit hash to a `u32` slot (see the module documentation).
 pub(crate) struct FlowIndex {
     buckets: Vec<Bucket>,
@@ -136,9 +156,9 @@ impl FlowIndex {
             .map(|w| bucket.slots[w] - 1)
     }
 
-    /// Add `slot` under hash `h` (the caller knows it is not there yet). `rehash(slot)` gives
-    /// the hash of any slot already in the index, for growing it.
-    pub(crate) fn insert(&mut self, h: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
+    /// Add `slot` under hash `h` (the caller knows it is not there yet). `rehash` gives the
+    /// hash of any slot already in the index, for growing it.
+    pub(crate) fn insert(&mut self, h: u64, slot: u32, rehash: impl Rehash) {
         let n = self.buckets.len();
         if self.len >= n * LOAD && n < self.max_buckets {
             self.grow((n * 2).min(self.max_buckets), rehash);
@@ -236,14 +256,24 @@ impl FlowIndex {
         }
     }
 
-    fn grow(&mut self, n: usize, rehash: impl Fn(u32) -> u64) {
+    /// Move every entry into `n` buckets. The entries' keys are read in random order (a
+    /// cache miss each), so the key of the entry [`GROW_AHEAD`] places further on is
+    /// prefetched meanwhile.
+    fn grow(&mut self, n: usize, rehash: impl Rehash) {
         let mut fresh = reserve_huge(n, n);
         fresh.resize(n, Bucket::default());
         let old = std::mem::replace(&mut self.buckets, fresh);
-        for s in old.iter().flat_map(|b| b.slots) {
-            if s != 0 {
-                self.place(rehash(s - 1), s - 1);
+        let slots: Vec<u32> = old
+            .iter()
+            .flat_map(|b| b.slots)
+            .filter(|&s| s != 0)
+            .map(|s| s - 1)
+            .collect();
+        for (i, &s) in slots.iter().enumerate() {
+            if let Some(&next) = slots.get(i + GROW_AHEAD) {
+                rehash.prefetch(next);
             }
+            self.place(rehash.hash(s), s);
         }
     }
 

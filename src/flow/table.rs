@@ -709,6 +709,29 @@ fn class_of(proto: u8, state: TcpState) -> u8 {
     }
 }
 
+/// The flows' keys, hashed, for growing the index ([`index::Rehash`]); a flow's key spans
+/// both its cache lines (the tunnel pair's pointer is in the second).
+struct SlabKeys<'a> {
+    slab: &'a [Flow],
+    hasher: &'a FlowHasher,
+}
+
+impl index::Rehash for SlabKeys<'_> {
+    #[inline]
+    fn hash(&self, slot: u32) -> u64 {
+        self.hasher.hash_one(self.slab[slot as usize].key())
+    }
+
+    #[inline]
+    fn prefetch(&self, slot: u32) {
+        if let Some(f) = self.slab.get(slot as usize) {
+            let p = (f as *const Flow).cast::<u8>();
+            index::prefetch(p);
+            index::prefetch(p.wrapping_add(64));
+        }
+    }
+}
+
 impl FlowTable {
     /// A table holding at most `capacity` flows (at least 1).
     pub fn new(capacity: usize, timeouts: Timeouts) -> FlowTable {
@@ -1087,7 +1110,7 @@ impl FlowTable {
                     }
                 };
                 let (slab, hasher) = (&self.slab, &self.hasher);
-                self.index.insert(h, i, |j| hasher.hash_one(slab[j as usize].key()));
+                self.index.insert(h, i, SlabKeys { slab, hasher });
                 self.created += 1;
                 if self.cursor == 0 {
                     self.cursor = ts_ns / SEC;
