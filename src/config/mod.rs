@@ -323,8 +323,8 @@ pub struct PortScanSection {
     pub resolve_after_s: f64,
     /// Most sources tracked.
     pub max_tracked_sources: usize,
-    /// Most probe records (target, port) kept over all sources; a client's answered probes
-    /// are forgotten when they are at least half of a full block of 16.
+    /// Most probe records (distinct target and port, answered or not) kept over all
+    /// sources.
     pub max_tracked_probes: usize,
     /// Most port-scan alerts open at once; further episodes are counted, not opened.
     pub max_open_alerts: usize,

@@ -110,16 +110,18 @@ const _: () = assert!(SMALL_PROBES <= 64 && SMALL_PROBES % 16 == 0);
 /// The distinct probes (target, port) of one source in one window, each marked answered or
 /// not, with the number of unanswered ones per target host and per port.
 ///
-/// Most sources are clients whose probes are answered within a round trip: when a small
-/// set's probes fill a block of 16 and at least half of them were answered, the answered
-/// ones are forgotten ([`ProbeSet::make_room`]), so a busy client keeps a handful in its
-/// inline block. Up to [`SMALL_PROBES`] are kept "small": their ports and target hosts in
-/// blocks of 16 probes ([`Lanes`], 96 bytes), compared 16 at a time (the first block inline
-/// in the source's table entry, the others on the heap). An IPv4 target is its own lane
-/// value, so a lookup reads no other memory; an IPv6 target's lane holds a 32-bit hash of
-/// it ([`host_lane`]), and its address, kept beside ([`ProbeSet::v6_hosts`]), decides
-/// between colliding ones. Beyond [`SMALL_PROBES`] the probes move to three hash maps (a
-/// lookup each, at any size). Both give the same answers.
+/// Up to [`SMALL_PROBES`] probes are kept "small": their ports and target hosts in blocks
+/// of 16 probes ([`Lanes`], 96 bytes), compared 16 at a time (the first block inline in the
+/// source's table entry, the others on the heap). An IPv4 target is its own lane value, so
+/// a lookup reads no other memory; an IPv6 target's lane holds a 32-bit hash of it
+/// ([`host_lane`]), and its address, kept beside ([`ProbeSet::v6_hosts`]), decides between
+/// colliding ones. Most sources are clients whose probes are answered within a round trip:
+/// when the lanes fill a block of 16 and at least half of their probes were answered, the
+/// answered ones move to an archive ([`ProbeSet::make_room`]) that only a new probe's
+/// duplicate check reads, behind a one-line Bloom filter, so a busy client's lookups stay in
+/// its inline block. Beyond [`SMALL_PROBES`] in the lanes, or [`ARCHIVE_MAX`] archived,
+/// the probes move to three hash maps (a lookup each, at any size). Every form gives the
+/// same answers.
 #[derive(Default)]
 struct ProbeSet {
     /// Small: probes held (slots `0..n` of the lanes).
@@ -135,7 +137,22 @@ struct ProbeSet {
     first: Lanes,
     /// Small: those of slots `16 (b + 1)` to `16 (b + 1) + 15` in block `b`.
     more: Vec<Lanes>,
+    /// Small: answered probes moved out of the lanes, in no particular order.
+    archive: Vec<(IpAddr, u16)>,
+    /// Small: bit [`archive_bit`] of every archived probe (a Bloom filter of 512 bits and one
+    /// hash: a clear bit means not archived, without reading the archive).
+    archived: [u64; 8],
     large: Option<Box<LargeProbes>>,
+}
+
+/// Most probes a small [`ProbeSet`] archives before it moves to hash maps.
+const ARCHIVE_MAX: usize = 64;
+
+/// The bit of probe `(dst, port)` in [`ProbeSet::archived`] (0 to 511).
+#[inline]
+fn archive_bit(dst: IpAddr, port: u16) -> usize {
+    let x = (u64::from(host_lane(dst)) << 16 | u64::from(port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 55) as usize
 }
 
 /// The ports and host lanes ([`host_lane`]) of 16 probes of a small [`ProbeSet`] (96 bytes).
@@ -232,11 +249,11 @@ fn lanes_eq_scalar<T: PartialEq + Copy>(a: &[T; 16], v: T) -> u64 {
 }
 
 impl ProbeSet {
-    /// Distinct unanswered probes held.
+    /// Distinct probes held, answered or not.
     fn len(&self) -> usize {
         match &self.large {
             Some(l) => l.probes.len(),
-            None => self.n,
+            None => self.n + self.archive.len(),
         }
     }
 
@@ -323,25 +340,40 @@ impl ProbeSet {
     fn contains(&self, dst: IpAddr, port: u16) -> bool {
         match &self.large {
             Some(l) => l.probes.contains_key(&(dst, port)),
-            None => self.find_small(dst, port).is_some(),
+            None => self.find_small(dst, port).is_some() || self.is_archived(dst, port),
         }
     }
 
-    /// Small, when the probes held fill their blocks (a multiple of 16) and at least half of
-    /// them were answered: forget the answered ones (a client's connections), so that a busy
-    /// client keeps a few probes in its inline block instead of a window's worth. Returns
-    /// how many were forgotten. A scanner, whose probes mostly go unanswered, keeps its
-    /// answered ones (they count in `distinct_ports` / `distinct_hosts` when an alert
-    /// opens).
+    /// Small: whether probe `(dst, port)` is in the archive (reads it only when its Bloom
+    /// bit is set).
+    #[inline]
+    fn is_archived(&self, dst: IpAddr, port: u16) -> bool {
+        let b = archive_bit(dst, port);
+        self.archived[b / 64] & (1 << (b % 64)) != 0 && self.archive.contains(&(dst, port))
+    }
+
+    /// Small, when the lanes are full to a multiple of 16 and at least half of their probes
+    /// were answered: move the answered ones to the archive (while it has room for them), so
+    /// that a busy client's lanes hold its few unanswered probes. Changes nothing that the
+    /// other methods answer. Returns how many moved.
     fn make_room(&mut self) -> usize {
         let n = self.n;
         let answered = self.answered.count_ones() as usize;
-        if self.large.is_some() || n == 0 || n % 16 != 0 || 2 * answered < n {
+        if self.large.is_some()
+            || n == 0
+            || n % 16 != 0
+            || 2 * answered < n
+            || self.archive.len() + answered > ARCHIVE_MAX
+        {
             return 0;
         }
         let mut kept = 0;
         for i in 0..n {
             if self.answered & (1 << i) != 0 {
+                let probe = (self.host(i), self.slot(i).0);
+                let b = archive_bit(probe.0, probe.1);
+                self.archived[b / 64] |= 1 << (b % 64);
+                self.archive.push(probe);
                 continue;
             }
             let (p, h) = self.slot(i);
@@ -366,10 +398,12 @@ impl ProbeSet {
     /// Add probe `(dst, port)`, which must not be held yet. Returns the unanswered probes
     /// to `dst` and on `port`, this one included.
     fn insert(&mut self, dst: IpAddr, port: u16) -> (u32, u32) {
-        if self.large.is_none() && self.n >= SMALL_PROBES {
+        self.make_room();
+        if self.large.is_none() && (self.n >= SMALL_PROBES || self.archive.len() >= ARCHIVE_MAX) {
             let mut l = LargeProbes::default();
+            // The lanes' probes come first, then the archived ones (all answered).
             for (i, (h, p)) in self.targets().into_iter().enumerate() {
-                let answered = self.answered & (1 << i) != 0;
+                let answered = i >= self.n || (self.answered >> i) & 1 != 0;
                 l.probes.insert((h, p), answered);
                 if !answered {
                     *l.per_host.entry(h).or_insert(0) += 1;
@@ -441,11 +475,15 @@ impl ProbeSet {
         }
     }
 
-    /// The probes held, in no particular order.
+    /// The probes held: a small set's in slot order, then the archived ones; a large one's
+    /// in no particular order.
     fn targets(&self) -> Vec<(IpAddr, u16)> {
         match &self.large {
             Some(l) => l.probes.keys().copied().collect(),
-            None => (0..self.n).map(|i| (self.host(i), self.slot(i).0)).collect(),
+            None => (0..self.n)
+                .map(|i| (self.host(i), self.slot(i).0))
+                .chain(self.archive.iter().copied())
+                .collect(),
         }
     }
 
@@ -456,6 +494,8 @@ impl ProbeSet {
         self.v6 = 0;
         self.v6_hosts.clear();
         self.more.clear();
+        self.archive.clear();
+        self.archived = [0; 8];
         self.large = None;
     }
 }
@@ -601,7 +641,6 @@ impl PortScan {
         if s.probes.contains(d, port) {
             return;
         }
-        self.probes_held = self.probes_held.saturating_sub(s.probes.make_room());
         if s.probes.len() >= self.per_source_probes || self.probes_held >= self.cfg.max_probes {
             self.probes_dropped += 1;
             return;
@@ -805,28 +844,19 @@ mod tests {
         }
 
         /// The same on 4 ports (48 probes at most), where answers often hit a held probe and
-        /// `make_room` forgets answered ones.
+        /// `make_room` archives answered ones.
         #[test]
         fn make_room_matches_the_model(ops in proptest::collection::vec(op(4), 1..400)) {
             check(ops)?;
         }
     }
 
-    /// `make_room` against the model of its rule: a small set at a multiple of 16 probes,
-    /// at least half of them answered, forgets the answered ones.
+    /// `make_room`, which must change nothing the model sees (the checks after every
+    /// operation compare the set with it).
     fn room(set: &mut ProbeSet, m: &mut Model) -> Result<(), TestCaseError> {
-        let n = m.probes.len();
+        let moved = set.make_room();
         let answered = m.probes.values().filter(|a| **a).count();
-        let small = set.large.is_none();
-        let want = if small && n > 0 && n % 16 == 0 && 2 * answered >= n {
-            answered
-        } else {
-            0
-        };
-        prop_assert_eq!(set.make_room(), want);
-        if want > 0 {
-            m.probes.retain(|_, a| !*a);
-        }
+        prop_assert!(moved <= answered);
         Ok(())
     }
 
@@ -882,6 +912,35 @@ mod tests {
         Ok(())
     }
 
+    /// A client that reconnects to targets it reached earlier in the window makes no new
+    /// probes, also once their answered probes left the lanes for the archive.
+    #[test]
+    fn answered_targets_stay_known_after_make_room() {
+        let mut set = ProbeSet::default();
+        let hosts: Vec<IpAddr> = (0..40u8)
+            .map(|i| match i % 4 {
+                0 => IpAddr::from(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i))),
+                _ => IpAddr::from([192, 0, 2, i]),
+            })
+            .collect();
+        for (i, &h) in hosts.iter().enumerate() {
+            assert!(!set.contains(h, 443));
+            assert_eq!(set.insert(h, 443), (1, 1), "probe {i}");
+            set.answer(h, 443);
+        }
+        assert!(!set.archive.is_empty() && set.n < 16, "{} in the lanes", set.n);
+        assert_eq!(set.len(), 40);
+        for h in &hosts {
+            assert!(set.contains(*h, 443), "{h}");
+            assert!(!set.contains(*h, 80), "{h}");
+        }
+        // Unanswered probes still count: one per new host, each on port 80.
+        for (i, &h) in hosts.iter().enumerate() {
+            assert_eq!(set.insert(h, 80), (1, i as u32 + 1));
+        }
+        assert_eq!((set.len(), set.archive.len(), set.n), (80, 40, 40));
+    }
+
     /// Two IPv6 targets whose lane values collide are still two targets (their addresses
     /// decide), and so are an IPv6 target and the IPv4 address equal to its lane value.
     #[test]
@@ -931,5 +990,28 @@ mod tests {
         assert!(set.large.is_some());
         assert_eq!(set.insert(host(2), 5), (1, 2));
         assert_eq!(set.len(), SMALL_PROBES + 2);
+    }
+
+    /// Archived probes move to the maps answered: 16 answered probes to d archived, then
+    /// SMALL_PROBES unanswered ones fill the lanes; the next one counts SMALL_PROBES + 1 on d.
+    #[test]
+    fn move_to_maps_keeps_archived_probes_answered() {
+        let mut set = ProbeSet::default();
+        let d = host(7);
+        for port in 0..16 {
+            set.insert(d, port);
+            set.answer(d, port);
+        }
+        for port in 100..100 + SMALL_PROBES as u16 {
+            set.insert(d, port);
+        }
+        assert_eq!(
+            (set.archive.len(), set.n, set.large.is_none()),
+            (16, SMALL_PROBES, true)
+        );
+        assert_eq!(set.insert(d, 1000), (SMALL_PROBES as u32 + 1, 1));
+        assert!(set.large.is_some());
+        assert!(set.contains(d, 3) && set.contains(d, 100));
+        assert_eq!(set.len(), 16 + SMALL_PROBES + 1);
     }
 }
