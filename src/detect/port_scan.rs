@@ -166,9 +166,9 @@ struct Lanes {
 struct LargeProbes {
     /// (target, port) → answered.
     probes: FastMap<(IpAddr, u16), bool>,
-    /// Unanswered probes per target host (no entry at zero).
+    /// Unanswered probes per target host.
     per_host: FastMap<IpAddr, u32>,
-    /// Unanswered probes per destination port (no entry at zero).
+    /// Unanswered probes per destination port.
     per_port: FastMap<u16, u32>,
 }
 
