@@ -395,9 +395,18 @@ impl Config {
 
     /// Parse and validate TOML text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string().trim_end().to_string(),
+        let cfg: Config = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            // The key of a value of the wrong type or range, dotted, before TOML's own
+            // message (line, column, the line itself), whose Rust type names are spelled out.
+            let key = e.path().to_string();
+            let mut message = plain_types(e.inner().to_string().trim_end());
+            if !key.is_empty() && key != "." {
+                message = format!("{key}: {message}");
+            }
+            ConfigError::Parse {
+                path: path.into(),
+                message,
+            }
         })?;
         cfg.validate(path)?;
         Ok(cfg)
@@ -671,6 +680,32 @@ impl Config {
     }
 }
 
+/// `message` with serde's names of Rust types ("expected u32") in the words of a config
+/// file's reader.
+fn plain_types(message: &str) -> String {
+    const PLAIN: [(&str, &str); 8] = [
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a string", "expected a string in quotes"),
+    ];
+    let mut m = message.to_string();
+    for (from, to) in PLAIN {
+        if let Some(i) = m.find(from) {
+            // Only a whole word: "expected u32" but not "expected u32x".
+            let end = i + from.len();
+            if !m[end..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                m.replace_range(i..end, to);
+            }
+        }
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,6 +715,36 @@ mod tests {
         let e = Config::parse("[flow]\ncapacity = 10\ncapacty = 5\n", Path::new("x.toml")).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("capacty") && msg.contains("line 3"), "{msg}");
+    }
+
+    /// A value of the wrong type names its dotted key and the expected value in words.
+    #[test]
+    fn wrong_type_names_dotted_key_in_plain_words() {
+        let cases = [
+            (
+                "[detect.port_scan]\nvertical_ports = \"many\"\n",
+                "detect.port_scan.vertical_ports: ",
+                "expected a whole number from 0 to 4294967295",
+            ),
+            (
+                "[flow]\ncapacity = -5\n",
+                "flow.capacity: ",
+                "expected a whole number, 0 or more",
+            ),
+            (
+                "[detect.syn_flood]\nenabled = 3\n",
+                "detect.syn_flood.enabled: ",
+                "expected true or false",
+            ),
+        ];
+        for (text, key, words) in cases {
+            let msg = Config::parse(text, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(
+                msg.contains(key) && msg.contains(words) && msg.contains("line 2"),
+                "{msg}"
+            );
+            assert!(!msg.contains("expected u") && !msg.contains("usize"), "{msg}");
+        }
     }
 
     #[test]
