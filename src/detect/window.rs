@@ -4,7 +4,7 @@ use std::hash::Hash;
 
 use std::hash::BuildHasher;
 
-use crate::flow::index::{prefetch, FlowIndex};
+use crate::flow::index::{prefetch_value, FlowIndex};
 
 /// Event counter over a sliding window of capture time, approximated by two adjacent
 /// fixed buckets (the previous bucket is weighted by how much of it still overlaps the
@@ -128,15 +128,7 @@ impl<K: Hash + Eq + Clone, V> LruMap<K, V> {
     pub fn prefetch_entry(&self, k: &K) {
         let h = self.hasher.hash_one(k);
         if let Some(n) = self.index.candidate(h).and_then(|i| self.nodes.get(i as usize)) {
-            // Every cache line the node spans.
-            let p = (n as *const Node<K, V>).cast::<u8>();
-            let size = std::mem::size_of::<Node<K, V>>();
-            let mut off = 0;
-            while off < size {
-                prefetch(p.wrapping_add(off));
-                off += 64;
-            }
-            prefetch(p.wrapping_add(size - 1));
+            prefetch_value(n);
         }
     }
 

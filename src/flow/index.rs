@@ -407,9 +407,7 @@ impl<K: std::hash::Hash + Eq + Copy, V: Copy> SlabMap<K, V> {
     #[inline]
     pub(crate) fn prefetch_entry(&self, h: u64) {
         if let Some(e) = self.index.candidate(h).and_then(|i| self.slab.get(i as usize)) {
-            let p = (e as *const (K, V)).cast::<u8>();
-            prefetch(p);
-            prefetch(p.wrapping_add(std::mem::size_of::<(K, V)>() - 1));
+            prefetch_value(e);
         }
     }
 }
@@ -504,6 +502,23 @@ pub(crate) fn prefetch(p: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Start loading every cache line `v` spans (a hint, as [`prefetch`]).
+#[inline(always)]
+pub(crate) fn prefetch_value<T>(v: &T) {
+    let p = (v as *const T).cast::<u8>();
+    let size = std::mem::size_of::<T>();
+    let mut off = 0;
+    while off < size {
+        prefetch(p.wrapping_add(off));
+        off += 64;
+    }
+    // The last line too when `v` may start inside a line (a constant test: nothing for a
+    // type aligned to lines).
+    if size > 0 && std::mem::align_of::<T>() % 64 != 0 {
+        prefetch(p.wrapping_add(size - 1));
+    }
 }
 
 #[cfg(test)]

@@ -725,9 +725,7 @@ impl index::Rehash for SlabKeys<'_> {
     #[inline]
     fn prefetch(&self, slot: u32) {
         if let Some(f) = self.slab.get(slot as usize) {
-            let p = (f as *const Flow).cast::<u8>();
-            index::prefetch(p);
-            index::prefetch(p.wrapping_add(64));
+            index::prefetch_value(f);
         }
     }
 }
@@ -832,10 +830,8 @@ impl FlowTable {
     #[inline]
     pub fn prefetch_flow(&self, h: u64) {
         if let Some(f) = self.index.candidate(h).and_then(|i| self.slab.get(i as usize)) {
-            // A flow is two cache lines (aligned).
-            let p = (f as *const Flow).cast::<u8>();
-            index::prefetch(p);
-            index::prefetch(p.wrapping_add(64));
+            // Both its cache lines (a flow is aligned to them).
+            index::prefetch_value(f);
         }
     }
 
