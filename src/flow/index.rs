@@ -263,14 +263,10 @@ impl FlowIndex {
         let mut fresh = reserve_huge(n, n);
         fresh.resize(n, Bucket::default());
         let old = std::mem::replace(&mut self.buckets, fresh);
-        let slots: Vec<u32> = old
-            .iter()
-            .flat_map(|b| b.slots)
-            .filter(|&s| s != 0)
-            .map(|s| s - 1)
-            .collect();
-        for (i, &s) in slots.iter().enumerate() {
-            if let Some(&next) = slots.get(i + GROW_AHEAD) {
+        let slots = || old.iter().flat_map(|b| b.slots).filter(|&s| s != 0).map(|s| s - 1);
+        let mut ahead = slots().skip(GROW_AHEAD);
+        for s in slots() {
+            if let Some(next) = ahead.next() {
                 rehash.prefetch(next);
             }
             self.place(rehash.hash(s), s);
