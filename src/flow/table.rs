@@ -738,16 +738,7 @@ impl FlowTable {
 
     /// [`FlowTable::new`] hashing keys with `hasher`.
     pub fn with_hasher(capacity: usize, timeouts: Timeouts, hasher: FlowHasher) -> FlowTable {
-        let longest = [
-            timeouts.tcp_new_ns,
-            timeouts.tcp_established_ns,
-            timeouts.tcp_closed_ns,
-            timeouts.udp_ns,
-            timeouts.other_ns,
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
+        let longest = (C_TCP_NEW..=C_OTHER).map(|c| timeouts.of(c)).max().unwrap_or(0);
         let buckets = (longest / SEC).saturating_add(2).min(MAX_WHEEL) as u32;
         let bucket0 = u32::MAX - buckets;
         let capacity = capacity.clamp(1, bucket0 as usize);
