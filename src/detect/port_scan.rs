@@ -145,6 +145,15 @@ struct ProbeSet {
     large: Option<Box<LargeProbes>>,
 }
 
+/// Bits `0..n` set (all of them from 64 up).
+#[inline]
+fn low_bits(n: usize) -> u64 {
+    match n {
+        n if n >= 64 => u64::MAX,
+        n => (1u64 << n) - 1,
+    }
+}
+
 /// Most probes a small [`ProbeSet`] archives before it moves to hash maps.
 const ARCHIVE_MAX: usize = 64;
 
@@ -260,16 +269,7 @@ impl ProbeSet {
     /// Small: bit `i` set for every slot held.
     #[inline]
     fn live(&self) -> u64 {
-        self.live_below(self.n)
-    }
-
-    /// Bits `0..n` set.
-    #[inline]
-    fn live_below(&self, n: usize) -> u64 {
-        match n {
-            n if n >= 64 => u64::MAX,
-            n => (1u64 << n) - 1,
-        }
+        low_bits(self.n)
     }
 
     /// Small: the blocks of slots 0–15, 16–31, ... in order.
@@ -388,7 +388,7 @@ impl ProbeSet {
             }
             kept += 1;
         }
-        self.v6 &= self.live_below(kept);
+        self.v6 &= low_bits(kept);
         self.v6_hosts.truncate(kept);
         self.answered = 0;
         self.n = kept;
@@ -434,15 +434,18 @@ impl ProbeSet {
                     l.ports[i % 16] = port;
                     l.hosts[i % 16] = host_lane(dst);
                 }
-                self.v6 = (self.v6 & !(1 << i)) | (u64::from(dst.is_ipv6()) << i);
-                if dst.is_ipv6() && self.v6_hosts.is_empty() {
-                    self.v6_hosts.resize(i, std::net::Ipv6Addr::UNSPECIFIED);
-                }
-                if !self.v6_hosts.is_empty() || dst.is_ipv6() {
-                    self.v6_hosts.push(match dst {
-                        IpAddr::V6(a) => a,
-                        IpAddr::V4(_) => std::net::Ipv6Addr::UNSPECIFIED,
-                    });
+                // Bits of `v6` from `n` up are clear (`make_room` and `clear` keep them so).
+                self.v6 |= u64::from(dst.is_ipv6()) << i;
+                match dst {
+                    // The first IPv6 target gives every slot before it an (unread) address.
+                    IpAddr::V6(a) => {
+                        self.v6_hosts.resize(i, std::net::Ipv6Addr::UNSPECIFIED);
+                        self.v6_hosts.push(a);
+                    }
+                    IpAddr::V4(_) if !self.v6_hosts.is_empty() => {
+                        self.v6_hosts.push(std::net::Ipv6Addr::UNSPECIFIED);
+                    }
+                    IpAddr::V4(_) => {}
                 }
                 self.n += 1;
                 let open = !self.answered;
@@ -853,7 +856,7 @@ mod tests {
 
     /// `make_room`, which must change nothing the model sees (the checks after every
     /// operation compare the set with it).
-    fn room(set: &mut ProbeSet, m: &mut Model) -> Result<(), TestCaseError> {
+    fn room(set: &mut ProbeSet, m: &Model) -> Result<(), TestCaseError> {
         let moved = set.make_room();
         let answered = m.probes.values().filter(|a| **a).count();
         prop_assert!(moved <= answered);
@@ -871,7 +874,7 @@ mod tests {
                         continue;
                     }
                     // As the detector does before every new probe.
-                    room(&mut set, &mut m)?;
+                    room(&mut set, &m)?;
                     m.probes.insert((d, port), false);
                     let v = {
                         let n = m.per_host.entry(d).or_insert(0);
@@ -896,7 +899,7 @@ mod tests {
                         }
                     }
                 }
-                Op::MakeRoom => room(&mut set, &mut m)?,
+                Op::MakeRoom => room(&mut set, &m)?,
                 Op::Clear => {
                     set.clear();
                     m = Model::default();
